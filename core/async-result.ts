@@ -1,0 +1,279 @@
+/**
+ * What a caller holds for work in flight, after Python's `ApplyResult`, `MapResult` and
+ * `IMapIterator`. Each settles exactly once, calls its callback or error callback exactly once,
+ * and a callback that throws is reported without breaking anything else.
+ */
+import { TimeoutError } from './errors';
+
+/** Where a settled task's outcome goes. The pool knows tasks only through this. */
+export interface TaskSink {
+  taskSettled(ok: boolean, value: unknown, offset: number, count: number): void;
+}
+
+export type ReportCallbackError = (err: unknown, which: 'callback' | 'errorCallback') => void;
+
+const PENDING = 0;
+const FULFILLED = 1;
+const REJECTED = 2;
+
+interface Waiter {
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The result of `applyAsync`: `get(timeout)`, `wait(timeout)`, `ready()`, `successful()`, and
+ * awaitable. `get` with a timeout rejects with `TimeoutError` while the task keeps running.
+ */
+export class AsyncResult<T> implements PromiseLike<T>, TaskSink {
+  private state: 0 | 1 | 2 = PENDING;
+  private value: unknown;
+  private waiters: Waiter[] | undefined;
+
+  /** @internal */
+  constructor(
+    /** What the result is for, used in timeout messages: `task #3 square()`. */
+    readonly description: string,
+    private readonly callback: ((value: T) => void) | undefined,
+    private readonly errorCallback: ((err: Error) => void) | undefined,
+    private readonly report: ReportCallbackError,
+  ) {}
+
+  /** @internal */
+  taskSettled(ok: boolean, value: unknown, _offset: number, _count: number): void {
+    this.settle(ok, value);
+  }
+
+  /** @internal Settles once; later calls are ignored. */
+  settle(ok: boolean, value: unknown): void {
+    if (this.state !== PENDING) return;
+    this.state = ok ? FULFILLED : REJECTED;
+    this.value = value;
+    // As in Python, the callback runs before anyone waiting is released.
+    if (ok && this.callback) {
+      try {
+        this.callback(value as T);
+      } catch (err) {
+        this.report(err, 'callback');
+      }
+    } else if (!ok && this.errorCallback) {
+      try {
+        this.errorCallback(value as Error);
+      } catch (err) {
+        this.report(err, 'errorCallback');
+      }
+    }
+    const waiters = this.waiters;
+    this.waiters = undefined;
+    if (waiters) {
+      for (const w of waiters) (ok ? w.resolve : w.reject)(value);
+    }
+  }
+
+  ready(): boolean {
+    return this.state !== PENDING;
+  }
+
+  /** Whether the task succeeded; throws if it has not finished (Python raises ValueError). */
+  successful(): boolean {
+    if (this.state === PENDING) throw new Error(`${this.description} is not ready`);
+    return this.state === FULFILLED;
+  }
+
+  private waitSettled(): Promise<unknown> {
+    if (this.state === FULFILLED) return Promise.resolve(this.value);
+    if (this.state === REJECTED) return Promise.reject(this.value);
+    return new Promise((resolve, reject) => (this.waiters ??= []).push({ resolve, reject }));
+  }
+
+  /**
+   * The task's value, or its error. With `timeoutMs`, rejects with `TimeoutError` if the task has
+   * not finished by then; the task keeps running and a later `get()` can still have its value.
+   */
+  get(timeoutMs?: number): Promise<T> {
+    if (timeoutMs === undefined || this.state !== PENDING) return this.waitSettled() as Promise<T>;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new TimeoutError(
+            `${this.description} did not finish within ${timeoutMs} ms (it is still running)`,
+            timeoutMs,
+          ),
+        );
+      }, timeoutMs);
+      (this.waiters ??= []).push({
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+    });
+  }
+
+  /** Resolves when the task has finished, or after `timeoutMs`; tells which (`ready()`). */
+  wait(timeoutMs?: number): Promise<boolean> {
+    if (this.state !== PENDING) return Promise.resolve(true);
+    return this.get(timeoutMs).then(
+      () => true,
+      (err: unknown) => !(err instanceof TimeoutError && this.state === PENDING),
+    );
+  }
+
+  then<A = T, B = never>(
+    onFulfilled?: ((value: T) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    return (this.waitSettled() as Promise<T>).then(onFulfilled, onRejected);
+  }
+
+  catch<B = never>(onRejected: (reason: unknown) => B | PromiseLike<B>): Promise<T | B> {
+    return this.then(undefined, onRejected);
+  }
+}
+
+/**
+ * The result of `mapAsync`/`starmapAsync`: the values in input order, or the first error to
+ * arrive (as in Python, the callback or error callback is called once).
+ */
+export class MapResult<T> extends AsyncResult<T[]> {
+  private readonly values: T[];
+  private remaining: number;
+
+  /** @internal */
+  constructor(
+    description: string,
+    length: number,
+    chunks: number,
+    callback: ((value: T[]) => void) | undefined,
+    errorCallback: ((err: Error) => void) | undefined,
+    report: ReportCallbackError,
+  ) {
+    super(description, callback, errorCallback, report);
+    this.values = new Array<T>(length);
+    this.remaining = chunks;
+    if (chunks === 0) this.settle(true, this.values);
+  }
+
+  /** @internal */
+  override taskSettled(ok: boolean, value: unknown, offset: number, _count: number): void {
+    if (!ok) {
+      this.settle(false, value);
+      return;
+    }
+    const items = value as T[];
+    for (let i = 0; i < items.length; i++) this.values[offset + i] = items[i]!;
+    if (--this.remaining === 0) this.settle(true, this.values);
+  }
+}
+
+interface Arrival {
+  ok: boolean;
+  value: unknown;
+}
+
+/**
+ * The async iterable `imap`/`imapUnordered` return. `next(timeoutMs)` rejects with
+ * `TimeoutError` if the next result is not there in time; the iterator stays usable. A failed
+ * item throws when it is reached, and iteration can go on after it, as in Python.
+ */
+export class IMapIterator<T> implements AsyncIterableIterator<T>, TaskSink {
+  private readonly arrivals: (Arrival | undefined)[] = [];
+  /** Positions to step over: the rest of a chunk whose first failure was already reported. */
+  private readonly skipped = new Set<number>();
+  private skippedUnordered = 0;
+  private position = 0;
+  private delivered = 0;
+  private waiter: ((a: void) => void) | undefined;
+
+  /** @internal */
+  constructor(
+    private readonly description: string,
+    private readonly length: number,
+    private readonly ordered: boolean,
+    private readonly defaultTimeoutMs: number | undefined,
+  ) {}
+
+  /** @internal */
+  taskSettled(ok: boolean, value: unknown, offset: number, count: number): void {
+    if (this.ordered) {
+      if (ok) {
+        const items = value as unknown[];
+        for (let i = 0; i < items.length; i++) this.arrivals[offset + i] = { ok, value: items[i] };
+      } else {
+        this.arrivals[offset] = { ok, value };
+        for (let i = 1; i < count; i++) this.skipped.add(offset + i);
+      }
+    } else if (ok) {
+      for (const item of value as unknown[]) this.arrivals.push({ ok, value: item });
+    } else {
+      this.arrivals.push({ ok, value });
+      this.skippedUnordered += count - 1;
+    }
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  private total(): number {
+    return this.ordered ? this.length - this.skipped.size : this.length - this.skippedUnordered;
+  }
+
+  private take(): Arrival | undefined {
+    if (this.ordered) {
+      while (this.skipped.has(this.position)) this.position++;
+      const a = this.arrivals[this.position];
+      if (a) {
+        this.arrivals[this.position++] = undefined;
+      }
+      return a;
+    }
+    if (this.position < this.arrivals.length) {
+      const a = this.arrivals[this.position];
+      this.arrivals[this.position++] = undefined;
+      return a;
+    }
+    return undefined;
+  }
+
+  async next(timeoutMs: number | undefined = this.defaultTimeoutMs): Promise<IteratorResult<T>> {
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    for (;;) {
+      if (this.delivered >= this.total()) return { done: true, value: undefined };
+      const a = this.take();
+      if (a) {
+        this.delivered++;
+        if (!a.ok) throw a.value;
+        return { done: false, value: a.value as T };
+      }
+      const arrived = new Promise<void>((resolve) => (this.waiter = resolve));
+      if (deadline === undefined) {
+        await arrived;
+        continue;
+      }
+      const left = deadline - Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        arrived.then(() => false),
+        new Promise<boolean>(
+          (resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, left))),
+        ),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        this.waiter = undefined;
+        throw new TimeoutError(
+          `${this.description}: no result within ${timeoutMs} ms (the tasks are still running)`,
+          timeoutMs!,
+        );
+      }
+    }
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}

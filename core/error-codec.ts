@@ -1,0 +1,289 @@
+/**
+ * Carries a thrown value from a worker to the main program without losing anything.
+ *
+ * `encodeThrown` turns whatever a task threw into a graph that the structured clone algorithm
+ * (worker_threads `postMessage`, child_process `serialization: 'advanced'`) can carry: Errors
+ * become records (name, message, stack, every own property, `cause`, `errors`), values that
+ * cannot be cloned (functions, symbols, WeakMaps, ...) become visible markers, and shared
+ * references and cycles are kept because the clone algorithm keeps them.
+ * `decodeThrown` turns the received graph back into real `Error` objects.
+ */
+import { POOLSCOPE_ERRORS, ThrownValueError, UnsendableValue, type ThrownKind } from './errors';
+
+const TAG = '__poolscope__';
+
+interface ErrorRecord {
+  [TAG]: 'error';
+  ctor: string;
+  name: string;
+  message: string;
+  stack: string | undefined;
+  /** [key, value, enumerable] for every own property but name, message, stack, cause, errors. */
+  props: [string, unknown, boolean][];
+  hasCause: boolean;
+  cause: unknown;
+  errors: unknown[] | undefined;
+}
+
+interface MarkerRecord {
+  [TAG]: 'unsendable';
+  kind: string;
+  description: string;
+}
+
+export interface ThrownRecord {
+  kind: 'error' | ThrownKind;
+  value: unknown;
+}
+
+const BUILTIN_ERRORS: Record<string, new (message?: string) => Error> = {
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+  AggregateError: AggregateError as unknown as new (message?: string) => Error,
+};
+
+const registered = new Map<string, new (...args: never[]) => Error>();
+
+/**
+ * Makes errors of this class arrive from workers as instances of it (`instanceof` holds), when
+ * the class is registered in the main program under the same name it has in the worker.
+ */
+export function registerErrorClass(ctor: new (...args: never[]) => Error, name = ctor.name): void {
+  registered.set(name, ctor);
+}
+
+const SKIPPED_ERROR_KEYS = new Set(['name', 'message', 'stack', 'cause', 'errors']);
+
+export function isError(value: unknown): value is Error {
+  return (
+    value instanceof Error ||
+    (typeof value === 'object' &&
+      value !== null &&
+      Object.prototype.toString.call(value) === '[object Error]')
+  );
+}
+
+function describeFunction(fn: Function): MarkerRecord {
+  const source = Function.prototype.toString.call(fn);
+  const kind = source.startsWith('class') ? 'class' : 'function';
+  return { [TAG]: 'unsendable', kind, description: fn.name || '(anonymous)' };
+}
+
+function marker(kind: string, description: string): MarkerRecord {
+  return { [TAG]: 'unsendable', kind, description };
+}
+
+function safeGet(obj: object, key: PropertyKey): unknown {
+  try {
+    return (obj as Record<PropertyKey, unknown>)[key];
+  } catch (err) {
+    return marker('getter', `threw ${isError(err) ? err.message : String(err)}`);
+  }
+}
+
+const CLONEABLE_AS_IS = [
+  Date,
+  RegExp,
+  ArrayBuffer,
+  DataView,
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+];
+
+function encodeValue(value: unknown, memo: Map<object, unknown>): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+    case 'undefined':
+      return value;
+    case 'symbol':
+      return marker('symbol', value.toString());
+    case 'function':
+      return describeFunction(value);
+    default:
+      break;
+  }
+  if (value === null) return null;
+  const obj = value as object;
+  const seen = memo.get(obj);
+  if (seen !== undefined) return seen;
+  if (isError(obj)) return encodeError(obj, memo);
+  for (const ctor of CLONEABLE_AS_IS) {
+    if (obj instanceof ctor) return obj;
+  }
+  if (Array.isArray(obj)) {
+    const out: unknown[] = [];
+    memo.set(obj, out);
+    for (const item of obj) out.push(encodeValue(item, memo));
+    return out;
+  }
+  if (obj instanceof Map) {
+    const out = new Map<unknown, unknown>();
+    memo.set(obj, out);
+    for (const [k, v] of obj) out.set(encodeValue(k, memo), encodeValue(v, memo));
+    return out;
+  }
+  if (obj instanceof Set) {
+    const out = new Set<unknown>();
+    memo.set(obj, out);
+    for (const v of obj) out.add(encodeValue(v, memo));
+    return out;
+  }
+  if (obj instanceof WeakMap || obj instanceof WeakSet || obj instanceof WeakRef) {
+    return marker(obj.constructor.name, 'weak references cannot be sent');
+  }
+  if (obj instanceof Promise) return marker('Promise', 'a promise cannot be sent');
+  const out: Record<string, unknown> = {};
+  memo.set(obj, out);
+  for (const key of Object.keys(obj)) out[key] = encodeValue(safeGet(obj, key), memo);
+  return out;
+}
+
+function encodeError(err: Error, memo: Map<object, unknown>): ErrorRecord {
+  const record: ErrorRecord = {
+    [TAG]: 'error',
+    ctor: err.constructor?.name ?? 'Error',
+    name: String(safeGet(err, 'name') ?? 'Error'),
+    message: String(safeGet(err, 'message') ?? ''),
+    stack: undefined,
+    props: [],
+    hasCause: Object.prototype.hasOwnProperty.call(err, 'cause'),
+    cause: undefined,
+    errors: undefined,
+  };
+  memo.set(err, record);
+  const stack = safeGet(err, 'stack');
+  record.stack = typeof stack === 'string' ? stack : undefined;
+  for (const key of Object.getOwnPropertyNames(err)) {
+    if (SKIPPED_ERROR_KEYS.has(key)) continue;
+    const enumerable = Object.prototype.propertyIsEnumerable.call(err, key);
+    record.props.push([key, encodeValue(safeGet(err, key), memo), enumerable]);
+  }
+  if (record.hasCause) record.cause = encodeValue(safeGet(err, 'cause'), memo);
+  const errors = safeGet(err, 'errors');
+  if (Array.isArray(errors)) record.errors = errors.map((e) => encodeValue(e, memo));
+  return record;
+}
+
+/** What a task threw, in a form the structured clone algorithm can carry. */
+export function encodeThrown(thrown: unknown): ThrownRecord {
+  const memo = new Map<object, unknown>();
+  if (isError(thrown)) return { kind: 'error', value: encodeError(thrown, memo) };
+  const kind: ThrownKind = thrown === null ? 'null' : (typeof thrown as ThrownKind);
+  return { kind, value: encodeValue(thrown, memo) };
+}
+
+function isTagged(value: unknown, tag: string): boolean {
+  return (
+    typeof value === 'object' && value !== null && (value as Record<string, unknown>)[TAG] === tag
+  );
+}
+
+function defineHidden(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+}
+
+function reviveError(record: ErrorRecord, memo: Map<object, unknown>): Error {
+  const ctor =
+    registered.get(record.name) ??
+    registered.get(record.ctor) ??
+    POOLSCOPE_ERRORS[record.name] ??
+    BUILTIN_ERRORS[record.ctor] ??
+    BUILTIN_ERRORS[record.name] ??
+    Error;
+  const err = Object.create(ctor.prototype as object) as Error;
+  memo.set(record, err);
+  defineHidden(err, 'message', record.message);
+  if (err.name !== record.name) defineHidden(err, 'name', record.name);
+  defineHidden(err, 'stack', record.stack ?? `${record.name}: ${record.message}`);
+  for (const [key, value, enumerable] of record.props) {
+    const decoded = decodeValue(value, memo);
+    if (enumerable) (err as unknown as Record<string, unknown>)[key] = decoded;
+    else defineHidden(err, key, decoded);
+  }
+  if (record.hasCause) defineHidden(err, 'cause', decodeValue(record.cause, memo));
+  if (record.errors) {
+    defineHidden(
+      err,
+      'errors',
+      record.errors.map((e) => decodeValue(e, memo)),
+    );
+  }
+  return err;
+}
+
+function decodeValue(value: unknown, memo: Map<object, unknown>): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const seen = memo.get(value);
+  if (seen !== undefined) return seen;
+  if (isTagged(value, 'error')) return reviveError(value as ErrorRecord, memo);
+  if (isTagged(value, 'unsendable')) {
+    const m = value as MarkerRecord;
+    const out = new UnsendableValue(m.kind, m.description);
+    memo.set(value, out);
+    return out;
+  }
+  // The received graph is a fresh copy made by the clone algorithm: decode it in place.
+  memo.set(value, value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = decodeValue(value[i], memo);
+  } else if (value instanceof Map) {
+    const entries = [...value];
+    value.clear();
+    for (const [k, v] of entries) value.set(decodeValue(k, memo), decodeValue(v, memo));
+  } else if (value instanceof Set) {
+    const items = [...value];
+    value.clear();
+    for (const v of items) value.add(decodeValue(v, memo));
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    const rec = value as Record<string, unknown>;
+    for (const key of Object.keys(rec)) rec[key] = decodeValue(rec[key], memo);
+  }
+  return value;
+}
+
+function preview(value: unknown): string {
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 200 ? value.slice(0, 200) + '…' : value);
+  if (value instanceof UnsendableValue) return value.toString();
+  if (typeof value === 'object' && value !== null) {
+    try {
+      const json = JSON.stringify(value);
+      if (json !== undefined) return json.length > 200 ? json.slice(0, 200) + '…' : json;
+    } catch {
+      // cycles: fall through to the generic description
+    }
+    return Object.prototype.toString.call(value);
+  }
+  return String(value);
+}
+
+/** Turns a received `ThrownRecord` back into an `Error`, whatever was thrown. */
+export function decodeThrown(record: ThrownRecord): Error {
+  const memo = new Map<object, unknown>();
+  const value = decodeValue(record.value, memo);
+  if (record.kind === 'error' && isError(value)) return value;
+  const kind = record.kind === 'error' ? 'object' : record.kind;
+  return new ThrownValueError(`task threw a non-Error ${kind}: ${preview(value)}`, kind, value);
+}

@@ -1,0 +1,1037 @@
+/**
+ * The pool: Python's `multiprocessing.Pool` over threads or processes, without its hangs.
+ *
+ * One owner per moving part: the queue (tasks not yet handed out), the workers (each with the
+ * tasks handed to it, in order), and the pool state (running, closed, terminated). A task
+ * settles exactly once: with its value, its error, or an error saying why it cannot finish.
+ */
+import { EventEmitter } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { ResourceLimits } from 'node:worker_threads';
+import {
+  AsyncResult,
+  IMapIterator,
+  MapResult,
+  type ReportCallbackError,
+  type TaskSink,
+} from './async-result';
+import { ProcessWorker } from './backend/process';
+import { ThreadWorker } from './backend/thread';
+import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
+import { decodeThrown } from './error-codec';
+import {
+  PoolStateError,
+  PoolTerminatedError,
+  SerializationError,
+  TaskTimeoutError,
+  WorkerExitError,
+  WorkerModuleError,
+  type WorkerExitReason,
+} from './errors';
+import { Outcome, TaskKind, type FromWorker, type ResultMessage, type TaskMessage } from './wire';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyFunction = (...args: any[]) => unknown;
+/** A task function: its name in the worker module, or the function itself (its name is used). */
+export type TaskFunction = string | AnyFunction;
+type ArgsOf<F> = F extends (...args: infer A) => unknown ? A : unknown[];
+type ResultOf<F> = F extends (...args: never[]) => infer R ? Awaited<R> : unknown;
+type ItemOf<F> = F extends (item: infer I, ...rest: never[]) => unknown ? I : unknown;
+
+export interface PoolOptions {
+  /** The worker module (path, relative to the cwd, or file URL); its exports are the task functions. */
+  module: string | URL;
+  /** `'process'` (default for `poolscope`) or `'thread'` (default for `poolscope/dummy`). */
+  backend?: Backend;
+  /** Number of workers; default: `os.availableParallelism()`. `processes` is the same, as in Python. */
+  size?: number;
+  processes?: number;
+  /** An exported function each worker runs once, with `initArgs`, before its first task. */
+  initializer?: TaskFunction;
+  initArgs?: unknown[];
+  /** Replace a worker after it has completed this many tasks. */
+  maxTasksPerChild?: number;
+  /** Default per-task timeout (ms): a task over it is rejected and its worker replaced. */
+  timeout?: number;
+  /** Environment of worker processes (and threads). Default: this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** Node flags for worker processes. Default: this process's, less inspector and test flags. */
+  execArgv?: string[];
+  /** Heap limits for worker threads. */
+  resourceLimits?: ResourceLimits;
+}
+
+export interface ApplyOptions<T> {
+  callback?: (value: T) => void;
+  errorCallback?: (err: Error) => void;
+  /** Per-task timeout (ms), overriding the pool's. */
+  timeout?: number;
+}
+
+export interface MapOptions<T> {
+  chunksize?: number;
+  callback?: (values: T[]) => void;
+  errorCallback?: (err: Error) => void;
+}
+
+export interface IMapOptions {
+  chunksize?: number;
+  /** How long (ms) `next()` waits for the next result before rejecting with `TimeoutError`. */
+  timeout?: number;
+}
+
+export interface WorkerExitInfo extends WorkerExit {
+  workerId: number;
+  pid: number | undefined;
+  threadId: number | undefined;
+  /** Why it ended: normal (closed), recycled (maxTasksPerChild), timeout, terminated, or a crash. */
+  reason: 'normal' | 'recycled' | 'timeout' | 'terminated' | WorkerExitReason;
+}
+
+/** Python's rule for `map`'s default chunksize: about four chunks per worker. */
+export function defaultChunksize(items: number, workers: number): number {
+  if (items === 0) return 0;
+  const chunk = Math.floor(items / (workers * 4));
+  return items % (workers * 4) ? chunk + 1 : chunk;
+}
+
+class Task {
+  slot: WorkerSlot | undefined;
+  timer: NodeJS.Timeout | undefined;
+  constructor(
+    readonly id: number,
+    readonly fn: string,
+    readonly payload: unknown[],
+    readonly kind: TaskKind,
+    readonly sink: TaskSink,
+    /** First item's position, for map chunks. */
+    readonly offset: number,
+    readonly count: number,
+    readonly timeoutMs: number | undefined,
+    readonly caller: { stack?: string },
+  ) {}
+
+  describe(): string {
+    return `task #${this.id} ${this.fn}()`;
+  }
+}
+
+type SlotState = 'starting' | 'ready' | 'retiring' | 'gone';
+
+class WorkerSlot {
+  state: SlotState = 'starting';
+  /** Tasks handed to this worker, in the order it runs them. */
+  readonly inflight: Task[] = [];
+  assigned = 0;
+  completed = 0;
+  /** Set when the pool stops the worker on purpose. */
+  stopReason: 'normal' | 'recycled' | 'timeout' | 'terminated' | undefined;
+  startupError: WorkerModuleError | undefined;
+  fatal: Error | undefined;
+  /** A task with a timeout runs alone on its worker, so its clock starts when it starts. */
+  timedTask: Task | undefined;
+  readonly exited: Promise<void>;
+  markExited!: () => void;
+
+  constructor(
+    readonly workerId: number,
+    readonly handle: WorkerHandle,
+  ) {
+    this.exited = new Promise((resolve) => (this.markExited = resolve));
+  }
+
+  describe(): string {
+    const where =
+      this.handle.backend === 'thread'
+        ? `thread ${this.handle.threadId}`
+        : `pid ${this.handle.pid}`;
+    return `worker ${this.workerId} (${where})`;
+  }
+}
+
+type PoolState = 'running' | 'closed' | 'terminated';
+
+/** Most tasks handed to one worker at once, when the queue is deep. */
+const MAX_WINDOW = 128;
+/** Startup failures in a row (no worker ever became ready) before the pool gives up. */
+const MAX_STARTUP_FAILURES = 3;
+
+export function resolveModule(module: string | URL): string {
+  let file: string;
+  if (module instanceof URL || module.startsWith('file:')) {
+    const url = module instanceof URL ? module : new URL(module);
+    if (url.protocol !== 'file:') {
+      throw new WorkerModuleError(
+        `worker module must be a file path or a file: URL, got ${url.href}`,
+        url.href,
+        'resolve',
+      );
+    }
+    file = fileURLToPath(url);
+  } else {
+    file = resolvePath(module);
+  }
+  const shown =
+    String(module) === file ? file : `${file} (from '${String(module)}', cwd ${process.cwd()})`;
+  if (!existsSync(file)) {
+    throw new WorkerModuleError(`worker module not found: ${shown}`, file, 'resolve');
+  }
+  if (!statSync(file).isFile()) {
+    throw new WorkerModuleError(`worker module is not a file: ${shown}`, file, 'resolve');
+  }
+  return pathToFileURL(file).href;
+}
+
+export function functionName(fn: TaskFunction, what: string): string {
+  if (typeof fn === 'string') {
+    if (fn.length === 0) throw new TypeError(`${what}: the function name is empty`);
+    return fn;
+  }
+  if (typeof fn === 'function') {
+    const name = fn.name.replace(/^bound /, '');
+    if (!name) {
+      throw new TypeError(
+        `${what}: got an anonymous function; pass the name of a function the worker module exports`,
+      );
+    }
+    return name;
+  }
+  throw new TypeError(
+    `${what}: expected a function name or an exported function, got ${typeof fn}`,
+  );
+}
+
+const ENTRY_FILE = resolvePath(__dirname, 'worker', 'entry.js');
+
+/** A task error's stack ends where the user's code ends: Poolscope's runner frames are cut. */
+function userFrames(stack: string): string {
+  const cut = stack.indexOf(`${ENTRY_FILE}:`);
+  if (cut === -1) return stack;
+  const lineStart = stack.lastIndexOf('\n', cut);
+  return lineStart === -1 ? stack : stack.slice(0, lineStart);
+}
+
+function framesOf(stack: string | undefined): string {
+  if (!stack) return '';
+  const at = stack.indexOf('\n    at ');
+  return at === -1 ? '' : stack.slice(at + 1);
+}
+
+let nextPoolId = 1;
+
+/**
+ * A pool of workers running the functions a worker module exports.
+ *
+ * ```ts
+ * const pool = new Pool({ module: new URL('./tasks.mjs', import.meta.url), size: 4 });
+ * pool.applyAsync('square', [3], { callback: console.log, errorCallback: console.error });
+ * console.log(await pool.map('square', [1, 2, 3]));
+ * pool.close(); await pool.join();
+ * ```
+ */
+export class Pool extends EventEmitter {
+  readonly id = nextPoolId++;
+  readonly backend: Backend;
+  readonly size: number;
+  /** file: URL of the worker module. */
+  readonly module: string;
+  private state: PoolState = 'running';
+  private broken: Error | undefined;
+  private readonly queue: Task[] = [];
+  private queueHead = 0;
+  private readonly slots = new Set<WorkerSlot>();
+  private nextWorkerId = 1;
+  private nextTaskId = 1;
+  /** Tasks submitted and not yet settled. */
+  private pending = 0;
+  private dispatchScheduled = false;
+  private startupFailures = 0;
+  private refd = true;
+  private readonly options: PoolOptions;
+  private readonly initializer: string | undefined;
+  private readonly reportCallbackError: ReportCallbackError;
+  private finished: Promise<void> | undefined;
+
+  constructor(options: PoolOptions) {
+    super();
+    if (!options || typeof options !== 'object' || options.module === undefined) {
+      throw new TypeError(
+        "new Pool(options) needs options.module: the worker module's path or file URL",
+      );
+    }
+    this.options = options;
+    this.backend = options.backend ?? 'process';
+    if (this.backend !== 'process' && this.backend !== 'thread') {
+      throw new TypeError(`backend must be 'process' or 'thread', got ${String(this.backend)}`);
+    }
+    this.size = options.size ?? options.processes ?? availableParallelism();
+    if (!Number.isInteger(this.size) || this.size < 1) {
+      throw new RangeError(`pool size must be a positive integer, got ${this.size}`);
+    }
+    if (
+      options.maxTasksPerChild !== undefined &&
+      (!Number.isInteger(options.maxTasksPerChild) || options.maxTasksPerChild < 1)
+    ) {
+      throw new RangeError(
+        `maxTasksPerChild must be a positive integer, got ${options.maxTasksPerChild}`,
+      );
+    }
+    this.module = resolveModule(options.module);
+    this.initializer =
+      options.initializer === undefined
+        ? undefined
+        : functionName(options.initializer, 'initializer');
+    this.reportCallbackError = (err, which) => {
+      if (this.listenerCount('callbackError') > 0) this.emit('callbackError', err, which);
+      else {
+        const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+        process.stderr.write(
+          `poolscope: a task's ${which} threw (the pool carries on):\n${text}\n`,
+        );
+      }
+    };
+    for (let i = 0; i < this.size; i++) this.spawn();
+    this.updateRef();
+  }
+
+  // ---- Submitting work
+
+  /** Runs `fn(...args)` in a worker; the returned `AsyncResult` settles with its value or error. */
+  applyAsync<F extends AnyFunction>(
+    fn: F,
+    args?: ArgsOf<F>,
+    options?: ApplyOptions<ResultOf<F>>,
+  ): AsyncResult<ResultOf<F>>;
+  applyAsync<R = unknown>(fn: string, args?: unknown[], options?: ApplyOptions<R>): AsyncResult<R>;
+  applyAsync(
+    fn: TaskFunction,
+    args: unknown[] = [],
+    options: ApplyOptions<unknown> = {},
+  ): AsyncResult<unknown> {
+    return this.submitApply(fn, args, options, this.applyAsync);
+  }
+
+  /** `applyAsync(fn, args).get()`: the value, or the error. */
+  apply<F extends AnyFunction>(fn: F, args?: ArgsOf<F>): Promise<ResultOf<F>>;
+  apply<R = unknown>(fn: string, args?: unknown[]): Promise<R>;
+  apply(fn: TaskFunction, args: unknown[] = []): Promise<unknown> {
+    return this.submitApply(fn, args, {}, this.apply).get();
+  }
+
+  private submitApply(
+    fn: TaskFunction,
+    args: unknown[],
+    options: ApplyOptions<unknown>,
+    api: AnyFunction,
+  ): AsyncResult<unknown> {
+    const name = functionName(fn, 'applyAsync');
+    if (!Array.isArray(args)) {
+      throw new TypeError(
+        `applyAsync('${name}', args): args must be an array of arguments, got ${typeof args}; write [${String(args)}]`,
+      );
+    }
+    this.checkRunning(`applyAsync('${name}')`);
+    const caller = {};
+    Error.captureStackTrace(caller, api);
+    const id = this.nextTaskId++;
+    const result = new AsyncResult<unknown>(
+      `task #${id} ${name}()`,
+      options.callback,
+      options.errorCallback,
+      this.reportCallbackError,
+    );
+    const timeout = options.timeout ?? this.options.timeout;
+    this.enqueue(new Task(id, name, args, TaskKind.Apply, result, 0, 1, timeout, caller));
+    return result;
+  }
+
+  /** Applies `fn` to every item; the values in input order (Python's `map`). */
+  map<F extends AnyFunction>(
+    fn: F,
+    items: Iterable<ItemOf<F>>,
+    chunksize?: number,
+  ): Promise<ResultOf<F>[]>;
+  map<R = unknown>(fn: string, items: Iterable<unknown>, chunksize?: number): Promise<R[]>;
+  map(fn: TaskFunction, items: Iterable<unknown>, chunksize?: number): Promise<unknown[]> {
+    return this.submitMap(fn, items, { chunksize }, TaskKind.MapChunk, this.map).get();
+  }
+
+  mapAsync<F extends AnyFunction>(
+    fn: F,
+    items: Iterable<ItemOf<F>>,
+    options?: MapOptions<ResultOf<F>>,
+  ): MapResult<ResultOf<F>>;
+  mapAsync<R = unknown>(
+    fn: string,
+    items: Iterable<unknown>,
+    options?: MapOptions<R>,
+  ): MapResult<R>;
+  mapAsync(
+    fn: TaskFunction,
+    items: Iterable<unknown>,
+    options: MapOptions<unknown> = {},
+  ): MapResult<unknown> {
+    return this.submitMap(fn, items, options, TaskKind.MapChunk, this.mapAsync);
+  }
+
+  /** Like `map`, with each item an argument list: `fn(...item)`. */
+  starmap<F extends AnyFunction>(
+    fn: F,
+    items: Iterable<ArgsOf<F>>,
+    chunksize?: number,
+  ): Promise<ResultOf<F>[]>;
+  starmap<R = unknown>(fn: string, items: Iterable<unknown[]>, chunksize?: number): Promise<R[]>;
+  starmap(fn: TaskFunction, items: Iterable<unknown[]>, chunksize?: number): Promise<unknown[]> {
+    return this.submitMap(fn, items, { chunksize }, TaskKind.StarmapChunk, this.starmap).get();
+  }
+
+  starmapAsync<F extends AnyFunction>(
+    fn: F,
+    items: Iterable<ArgsOf<F>>,
+    options?: MapOptions<ResultOf<F>>,
+  ): MapResult<ResultOf<F>>;
+  starmapAsync<R = unknown>(
+    fn: string,
+    items: Iterable<unknown[]>,
+    options?: MapOptions<R>,
+  ): MapResult<R>;
+  starmapAsync(
+    fn: TaskFunction,
+    items: Iterable<unknown[]>,
+    options: MapOptions<unknown> = {},
+  ): MapResult<unknown> {
+    return this.submitMap(fn, items, options, TaskKind.StarmapChunk, this.starmapAsync);
+  }
+
+  private submitMap(
+    fn: TaskFunction,
+    items: Iterable<unknown>,
+    options: MapOptions<unknown>,
+    kind: TaskKind,
+    api: AnyFunction,
+  ): MapResult<unknown> {
+    const name = functionName(fn, 'map');
+    const list = this.itemsOf(items, name, kind);
+    this.checkRunning(`map('${name}')`);
+    const chunksize = this.chunksizeOf(options.chunksize, list.length, name);
+    const caller = {};
+    Error.captureStackTrace(caller, api);
+    const chunks = chunksize === 0 ? 0 : Math.ceil(list.length / chunksize);
+    const result = new MapResult<unknown>(
+      `map of ${name}() over ${list.length} items`,
+      list.length,
+      chunks,
+      options.callback,
+      options.errorCallback,
+      this.reportCallbackError,
+    );
+    this.enqueueChunks(name, list, chunksize, kind, result, caller);
+    return result;
+  }
+
+  /** Results one by one, in input order, as an async iterable (`for await`). Chunksize 1 by default. */
+  imap<F extends AnyFunction>(
+    fn: F,
+    items: Iterable<ItemOf<F>>,
+    options?: IMapOptions,
+  ): IMapIterator<ResultOf<F>>;
+  imap<R = unknown>(fn: string, items: Iterable<unknown>, options?: IMapOptions): IMapIterator<R>;
+  imap(
+    fn: TaskFunction,
+    items: Iterable<unknown>,
+    options: IMapOptions = {},
+  ): IMapIterator<unknown> {
+    return this.submitIMap(fn, items, options, true, this.imap);
+  }
+
+  /** Like `imap`, in the order results arrive. */
+  imapUnordered<F extends AnyFunction>(
+    fn: F,
+    items: Iterable<ItemOf<F>>,
+    options?: IMapOptions,
+  ): IMapIterator<ResultOf<F>>;
+  imapUnordered<R = unknown>(
+    fn: string,
+    items: Iterable<unknown>,
+    options?: IMapOptions,
+  ): IMapIterator<R>;
+  imapUnordered(
+    fn: TaskFunction,
+    items: Iterable<unknown>,
+    options: IMapOptions = {},
+  ): IMapIterator<unknown> {
+    return this.submitIMap(fn, items, options, false, this.imapUnordered);
+  }
+
+  private submitIMap(
+    fn: TaskFunction,
+    items: Iterable<unknown>,
+    options: IMapOptions,
+    ordered: boolean,
+    api: AnyFunction,
+  ): IMapIterator<unknown> {
+    const name = functionName(fn, ordered ? 'imap' : 'imapUnordered');
+    const list = this.itemsOf(items, name, TaskKind.MapChunk);
+    this.checkRunning(`${ordered ? 'imap' : 'imapUnordered'}('${name}')`);
+    const chunksize = options.chunksize ?? 1;
+    if (!Number.isInteger(chunksize) || chunksize < 1) {
+      throw new RangeError(`chunksize must be a positive integer, got ${chunksize}`);
+    }
+    const caller = {};
+    Error.captureStackTrace(caller, api);
+    const iterator = new IMapIterator<unknown>(
+      `${ordered ? 'imap' : 'imapUnordered'} of ${name}()`,
+      list.length,
+      ordered,
+      options.timeout,
+    );
+    this.enqueueChunks(name, list, chunksize, TaskKind.MapChunk, iterator, caller);
+    return iterator;
+  }
+
+  private itemsOf(items: Iterable<unknown>, name: string, kind: TaskKind): unknown[] {
+    if (items === null || typeof (items as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+      throw new TypeError(`map('${name}', items): items must be iterable, got ${typeof items}`);
+    }
+    const list = Array.isArray(items) ? items : [...items];
+    if (kind === TaskKind.StarmapChunk) {
+      const bad = list.findIndex((item) => !Array.isArray(item));
+      if (bad !== -1) {
+        throw new TypeError(`starmap('${name}', items): item ${bad} is not an array of arguments`);
+      }
+    }
+    return list;
+  }
+
+  private chunksizeOf(chunksize: number | undefined, length: number, name: string): number {
+    if (chunksize === undefined) return defaultChunksize(length, this.size);
+    if (!Number.isInteger(chunksize) || chunksize < 1) {
+      throw new RangeError(
+        `map('${name}'): chunksize must be a positive integer, got ${chunksize}`,
+      );
+    }
+    return chunksize;
+  }
+
+  private enqueueChunks(
+    name: string,
+    list: unknown[],
+    chunksize: number,
+    kind: TaskKind,
+    sink: TaskSink,
+    caller: { stack?: string },
+  ): void {
+    for (let offset = 0; offset < list.length; offset += chunksize) {
+      const chunk = list.slice(offset, offset + chunksize);
+      const task = new Task(
+        this.nextTaskId++,
+        name,
+        chunk,
+        kind,
+        sink,
+        offset,
+        chunk.length,
+        this.options.timeout,
+        caller,
+      );
+      this.enqueue(task);
+    }
+  }
+
+  private checkRunning(what: string): void {
+    if (this.state !== 'running') {
+      throw new PoolStateError(
+        `${what}: the pool is ${this.state}; no new tasks can be submitted`,
+        this.state,
+      );
+    }
+  }
+
+  private enqueue(task: Task): void {
+    this.pending++;
+    if (this.pending === 1) this.updateRef();
+    if (this.broken) {
+      this.settle(task, false, this.broken);
+      return;
+    }
+    this.queue.push(task);
+    if (!this.dispatchScheduled) {
+      this.dispatchScheduled = true;
+      // Tasks submitted in one go (a loop of applyAsync) leave in batches.
+      queueMicrotask(() => this.dispatch());
+    }
+  }
+
+  // ---- Handing tasks to workers
+
+  private queued(): number {
+    return this.queue.length - this.queueHead;
+  }
+
+  private takeNext(): Task | undefined {
+    if (this.queueHead >= this.queue.length) return undefined;
+    const task = this.queue[this.queueHead]!;
+    this.queue[this.queueHead++] = undefined as unknown as Task;
+    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue.splice(0, this.queueHead);
+      this.queueHead = 0;
+    }
+    return task;
+  }
+
+  private dispatch(): void {
+    this.dispatchScheduled = false;
+    if (this.queued() === 0) return;
+    const maxTasks = this.options.maxTasksPerChild ?? Infinity;
+    let ready = 0;
+    for (const slot of this.slots) if (slot.state === 'ready') ready++;
+    if (ready === 0) return;
+    // Hand out one task per worker while the queue is shallow, batches while it is deep.
+    const window = Math.min(MAX_WINDOW, Math.max(1, Math.floor(this.queued() / (ready * 2))));
+    for (const slot of this.slots) {
+      if (slot.state !== 'ready' || slot.timedTask) continue;
+      if (slot.inflight.length > window >> 1) continue;
+      const batch: Task[] = [];
+      while (
+        slot.inflight.length + batch.length < window &&
+        slot.assigned + batch.length < maxTasks
+      ) {
+        const next = this.queue[this.queueHead];
+        if (!next) break;
+        if (next.timeoutMs !== undefined) {
+          // A task with a timeout runs alone, so its clock measures only itself.
+          if (slot.inflight.length === 0 && batch.length === 0) {
+            batch.push(this.takeNext()!);
+            slot.timedTask = next;
+          }
+          break;
+        }
+        batch.push(this.takeNext()!);
+      }
+      if (batch.length > 0) this.send(slot, batch);
+      if (this.queued() === 0) break;
+    }
+  }
+
+  private send(slot: WorkerSlot, batch: Task[]): void {
+    const messages: TaskMessage[] = batch.map((t) => [t.id, t.fn, t.payload, t.kind]);
+    try {
+      slot.handle.send({ t: 'run', tasks: messages });
+    } catch {
+      // Something in the batch cannot be sent: reject those tasks, naming the value, send the rest.
+      const sendable: Task[] = [];
+      for (const task of batch) {
+        const error = this.unsendableArgument(slot, task);
+        if (error) {
+          if (slot.timedTask === task) slot.timedTask = undefined;
+          this.settle(task, false, error);
+        } else sendable.push(task);
+      }
+      if (sendable.length === batch.length) throw new Error('a batch of tasks could not be sent');
+      if (sendable.length > 0) this.send(slot, sendable);
+      return;
+    }
+    for (const task of batch) {
+      task.slot = slot;
+      slot.inflight.push(task);
+      slot.assigned++;
+      if (task.timeoutMs !== undefined) {
+        task.timer = setTimeout(() => this.timedOut(slot, task), task.timeoutMs);
+      }
+    }
+  }
+
+  private unsendableArgument(slot: WorkerSlot, task: Task): SerializationError | undefined {
+    const what = task.kind === TaskKind.Apply ? 'argument' : 'map item';
+    for (let i = 0; i < task.payload.length; i++) {
+      try {
+        slot.handle.checkSendable(task.payload[i]);
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        const index = task.kind === TaskKind.Apply ? i : task.offset + i;
+        return this.taskError(
+          task,
+          new SerializationError(
+            `${what} ${index} of ${task.fn}() cannot be sent to a worker: ${reason}`,
+            what,
+            index,
+            task.fn,
+            { cause: err },
+          ),
+        );
+      }
+    }
+    return undefined;
+  }
+
+  // ---- Results
+
+  private onMessage(slot: WorkerSlot, msg: FromWorker): void {
+    switch (msg.t) {
+      case 'done':
+        this.onResults(slot, msg.results);
+        break;
+      case 'ready':
+        slot.state = 'ready';
+        this.startupFailures = 0;
+        if (this.state === 'closed' && this.queued() === 0) this.retire(slot, 'normal');
+        else this.dispatch();
+        break;
+      case 'startup-error': {
+        const cause = decodeThrown(msg.error);
+        const what =
+          msg.phase === 'load'
+            ? `worker module ${fileURLToPath(this.module)} failed to load`
+            : `initializer ${this.initializer}() failed in ${slot.describe()}`;
+        slot.startupError = new WorkerModuleError(
+          `${what}: ${cause.name}: ${cause.message}`,
+          fileURLToPath(this.module),
+          msg.phase,
+          { cause },
+        );
+        break;
+      }
+      case 'fatal':
+        slot.fatal = decodeThrown(msg.error);
+        break;
+      case 'target-error':
+        break;
+    }
+  }
+
+  private onResults(slot: WorkerSlot, results: ResultMessage[]): void {
+    for (const [id, outcome, value] of results) {
+      const index = slot.inflight.findIndex((t) => t.id === id);
+      if (index === -1) continue; // settled already (timed out)
+      const task = slot.inflight[index]!;
+      slot.inflight.splice(index, 1);
+      slot.completed++;
+      if (slot.timedTask === task) slot.timedTask = undefined;
+      if (outcome === Outcome.Succeeded) this.settle(task, true, value);
+      else if (outcome === Outcome.Failed) {
+        this.settle(task, false, this.remoteError(decodeThrown(value as never), task, slot));
+      } else {
+        const what = task.kind === TaskKind.Apply ? 'result' : 'map results';
+        this.settle(
+          task,
+          false,
+          this.taskError(
+            task,
+            new SerializationError(
+              `${what} of ${task.fn}() cannot be sent back from ${slot.describe()}: ${String(value)}`,
+              'result',
+              undefined,
+              task.fn,
+            ),
+          ),
+        );
+      }
+    }
+    const max = this.options.maxTasksPerChild;
+    if (max !== undefined && slot.completed >= max && slot.state === 'ready') {
+      this.retire(slot, 'recycled');
+    }
+    if (this.queued() > 0) this.dispatch();
+    else if (this.state === 'closed') this.retireIdle();
+  }
+
+  /** After `close()`, once nothing is queued, each idle worker is told to exit. */
+  private retireIdle(): void {
+    for (const slot of this.slots) {
+      if (slot.state === 'ready' && slot.inflight.length === 0) this.retire(slot, 'normal');
+    }
+  }
+
+  /** The worker's error, with the caller's stack after the worker's. */
+  private remoteError(err: Error, task: Task, slot: WorkerSlot): Error {
+    const workerStack = userFrames(err.stack ?? `${err.name}: ${err.message}`);
+    const callerStack = framesOf(task.caller.stack);
+    Object.defineProperty(err, 'workerStack', {
+      value: workerStack,
+      configurable: true,
+      writable: true,
+    });
+    Object.defineProperty(err, 'callerStack', {
+      value: callerStack,
+      configurable: true,
+      writable: true,
+    });
+    Object.defineProperty(err, 'stack', {
+      value: `${workerStack}\n    --- ${task.describe()} ran in ${slot.describe()}; submitted at: ---\n${callerStack}`,
+      configurable: true,
+      writable: true,
+    });
+    return err;
+  }
+
+  /** An error the pool raises for a task: its stack is where the task was submitted. */
+  private taskError<E extends Error>(task: Task, err: E): E {
+    Object.defineProperty(err, 'stack', {
+      value: `${err.name}: ${err.message}\n${framesOf(task.caller.stack)}`,
+      configurable: true,
+      writable: true,
+    });
+    return err;
+  }
+
+  private settle(task: Task, ok: boolean, value: unknown): void {
+    clearTimeout(task.timer);
+    task.sink.taskSettled(ok, value, task.offset, task.count);
+    this.pending--;
+    if (this.pending === 0) this.updateRef();
+  }
+
+  private timedOut(slot: WorkerSlot, task: Task): void {
+    if (!slot.inflight.includes(task)) return;
+    slot.inflight.splice(slot.inflight.indexOf(task), 1);
+    slot.timedTask = undefined;
+    this.settle(
+      task,
+      false,
+      this.taskError(
+        task,
+        new TaskTimeoutError(
+          `${task.describe()} did not finish within ${task.timeoutMs} ms; ${slot.describe()} was stopped and will be replaced`,
+          task.fn,
+          task.id,
+          task.timeoutMs!,
+          slot.workerId,
+          slot.handle.pid,
+          slot.handle.threadId,
+        ),
+      ),
+    );
+    slot.stopReason = 'timeout';
+    slot.state = 'retiring';
+    slot.handle.kill();
+  }
+
+  // ---- Workers coming and going
+
+  private spawn(): void {
+    const options = {
+      env: this.options.env,
+      execArgv: this.options.execArgv,
+      resourceLimits: this.options.resourceLimits,
+    };
+    const handle: WorkerHandle =
+      this.backend === 'thread' ? new ThreadWorker(options) : new ProcessWorker(options);
+    const slot = new WorkerSlot(this.nextWorkerId++, handle);
+    this.slots.add(slot);
+    handle.onMessage = (msg) => this.onMessage(slot, msg);
+    handle.onExit = (exit) => this.onExit(slot, exit);
+    if (!this.refd) handle.unref();
+    handle.send({
+      t: 'init',
+      module: this.module,
+      workerId: slot.workerId,
+      initializer: this.initializer,
+      initArgs: this.options.initArgs ?? [],
+    });
+  }
+
+  private retire(slot: WorkerSlot, reason: 'normal' | 'recycled'): void {
+    slot.state = 'retiring';
+    slot.stopReason = reason;
+    slot.handle.send({ t: 'exit' });
+  }
+
+  private exitReason(slot: WorkerSlot, exit: WorkerExit): WorkerExitReason {
+    if (exit.outOfMemory) return 'out-of-memory';
+    if (slot.fatal) return 'uncaught';
+    if (exit.signal) return 'killed';
+    if (slot.state === 'starting') return 'startup';
+    return 'crash';
+  }
+
+  private describeExit(slot: WorkerSlot, exit: WorkerExit, reason: WorkerExitReason): string {
+    switch (reason) {
+      case 'out-of-memory':
+        return `${slot.describe()} ran out of memory`;
+      case 'uncaught':
+        return `${slot.describe()} died of an uncaught ${slot.fatal!.name} outside any task (${slot.fatal!.message})`;
+      case 'killed':
+        return `${slot.describe()} was killed by ${exit.signal}`;
+      default:
+        return `${slot.describe()} exited with code ${exit.exitCode}`;
+    }
+  }
+
+  private onExit(slot: WorkerSlot, exit: WorkerExit): void {
+    const wasStarting = slot.state === 'starting';
+    const reason = slot.stopReason ?? this.exitReason(slot, exit);
+    const crashed = slot.stopReason === undefined;
+    const info: WorkerExitInfo = {
+      ...exit,
+      workerId: slot.workerId,
+      pid: slot.handle.pid,
+      threadId: slot.handle.threadId,
+      reason,
+    };
+    slot.state = 'gone';
+    this.slots.delete(slot);
+    if (crashed && this.state !== 'terminated') {
+      this.failInflight(slot, exit, reason as WorkerExitReason);
+    }
+    this.emit('workerExit', info);
+    slot.markExited();
+
+    if (slot.startupError) {
+      this.breakPool(slot.startupError);
+    } else if (wasStarting && crashed && this.state !== 'terminated') {
+      if (++this.startupFailures >= MAX_STARTUP_FAILURES) {
+        const tail = slot.handle.stderrTail().trim();
+        this.breakPool(
+          new WorkerModuleError(
+            `workers of ${fileURLToPath(this.module)} keep dying before they are ready: ` +
+              `${this.describeExit(slot, exit, reason as WorkerExitReason)}` +
+              (tail ? `; its stderr ended with:\n${tail}` : ''),
+            fileURLToPath(this.module),
+            'startup',
+          ),
+        );
+      }
+    }
+    const wanted =
+      !this.broken &&
+      (this.state === 'running' || (this.state === 'closed' && this.pending > 0)) &&
+      this.slots.size < this.size;
+    if (wanted) this.spawn();
+    if (this.queued() > 0) this.dispatch();
+  }
+
+  private failInflight(slot: WorkerSlot, exit: WorkerExit, reason: WorkerExitReason): void {
+    const tasks = slot.inflight.splice(0);
+    const what = this.describeExit(slot, exit, reason);
+    const stderr = slot.handle.stderrTail();
+    tasks.forEach((task, i) => {
+      const when =
+        i === 0
+          ? `while running ${task.describe()}`
+          : `before ${task.describe()} reported a result (it was handed to that worker after task #${tasks[0]!.id})`;
+      this.settle(
+        task,
+        false,
+        this.taskError(
+          task,
+          new WorkerExitError(
+            `${what} ${when}`,
+            slot.workerId,
+            slot.handle.pid,
+            slot.handle.threadId,
+            exit.exitCode,
+            exit.signal,
+            reason,
+            stderr,
+            task.id,
+            task.fn,
+            slot.fatal ? { cause: slot.fatal } : undefined,
+          ),
+        ),
+      );
+    });
+  }
+
+  /** The worker module cannot run: every task, queued or to come, fails with this error. */
+  private breakPool(error: Error): void {
+    if (this.broken) return;
+    this.broken = error;
+    for (let task = this.takeNext(); task; task = this.takeNext()) this.settle(task, false, error);
+    for (const slot of this.slots) {
+      slot.stopReason ??= 'terminated';
+      slot.handle.kill();
+    }
+  }
+
+  // ---- Reference counting: idle workers never keep the program alive
+
+  private updateRef(): void {
+    const want = this.pending > 0 || (this.state !== 'running' && this.slots.size > 0);
+    if (want === this.refd) return;
+    this.refd = want;
+    for (const slot of this.slots) {
+      if (want) slot.handle.ref();
+      else slot.handle.unref();
+    }
+  }
+
+  // ---- Ending
+
+  /** No more tasks; workers exit once the submitted ones are done. */
+  close(): void {
+    if (this.state !== 'running') return;
+    this.state = 'closed';
+    this.updateRef();
+    // Workers still starting retire when they are ready (see onMessage).
+    if (this.queued() === 0) this.retireIdle();
+  }
+
+  /**
+   * Stops every worker now, even one stuck in an endless loop, and rejects the tasks that had not
+   * finished with `PoolTerminatedError`. Resolves when every worker has exited.
+   */
+  terminate(): Promise<void> {
+    if (this.state !== 'terminated') {
+      this.state = 'terminated';
+      const error = (task: Task): PoolTerminatedError =>
+        this.taskError(
+          task,
+          new PoolTerminatedError(
+            `${task.describe()} was not finished when the pool was terminated`,
+            task.id,
+            task.fn,
+          ),
+        );
+      for (let task = this.takeNext(); task; task = this.takeNext())
+        this.settle(task, false, error(task));
+      for (const slot of this.slots) {
+        for (const task of slot.inflight.splice(0)) this.settle(task, false, error(task));
+        slot.stopReason = 'terminated';
+        slot.handle.terminate();
+      }
+      this.updateRef();
+    }
+    return this.join();
+  }
+
+  /** Waits until every worker has exited. Call `close()` or `terminate()` first, as in Python. */
+  join(): Promise<void> {
+    if (this.state === 'running') {
+      return Promise.reject(
+        new PoolStateError(
+          'join() needs close() or terminate() first: the pool is running',
+          'running',
+        ),
+      );
+    }
+    this.finished ??= this.allExited();
+    return this.finished;
+  }
+
+  private async allExited(): Promise<void> {
+    while (this.slots.size > 0) {
+      await Promise.all([...this.slots].map((s) => s.exited));
+    }
+  }
+
+  /** `await using pool = new Pool(...)`: terminates the pool at the end of the scope, as Python's `with`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.terminate();
+  }
+
+  /** Counts for a quick look: workers, queued, in flight. */
+  stats(): { workers: number; queued: number; inflight: number; pending: number; state: string } {
+    let inflight = 0;
+    for (const slot of this.slots) inflight += slot.inflight.length;
+    return {
+      workers: this.slots.size,
+      queued: this.queued(),
+      inflight,
+      pending: this.pending,
+      state: this.broken ? 'broken' : this.state,
+    };
+  }
+}

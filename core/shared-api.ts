@@ -1,0 +1,23 @@
+/** What `poolscope` and `poolscope/dummy` both export, besides their `Pool` and `Process`. */
+import { availableParallelism } from 'node:os';
+
+export { AsyncResult, IMapIterator, MapResult } from './async-result';
+export type { Backend } from './backend/worker-handle';
+export { registerErrorClass } from './error-codec';
+export * from './errors';
+export {
+  defaultChunksize,
+  Pool as BasePool,
+  type ApplyOptions,
+  type IMapOptions,
+  type MapOptions,
+  type PoolOptions,
+  type TaskFunction,
+  type WorkerExitInfo,
+} from './pool';
+export type { ProcessOptions } from './process';
+
+/** Number of CPUs available to this process, the default pool size (Python's `cpu_count`). */
+export function cpuCount(): number {
+  return availableParallelism();
+}

@@ -1,0 +1,60 @@
+/**
+ * The whole conversation between the main program and one worker (thread or process).
+ * Tasks and results travel in batches: one message can carry many, so a deep queue costs few
+ * messages. Tuples, not objects, because they are cheaper to clone.
+ */
+import type { ThrownRecord } from './error-codec';
+
+/** How a task's payload is applied to the function. */
+export const TaskKind = {
+  /** payload is the argument list: `fn(...payload)`. */
+  Apply: 0,
+  /** payload is a chunk of items: `payload.map(item => fn(item))`. */
+  MapChunk: 1,
+  /** payload is a chunk of argument lists: `payload.map(args => fn(...args))`. */
+  StarmapChunk: 2,
+} as const;
+export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
+
+/** [task id, function name, payload, kind] */
+export type TaskMessage = [number, string, unknown[], TaskKind];
+
+export const Outcome = {
+  Failed: 0,
+  Succeeded: 1,
+  /** The result could not be sent; value is the clone error's message. */
+  Unsendable: 2,
+} as const;
+export type Outcome = (typeof Outcome)[keyof typeof Outcome];
+
+/** [task id, outcome, value or ThrownRecord or message] */
+export type ResultMessage = [number, Outcome, unknown];
+
+export interface InitMessage {
+  t: 'init';
+  /** file: URL of the worker module. */
+  module: string;
+  workerId: number;
+  initializer: string | undefined;
+  initArgs: unknown[];
+  /** Set for a `Process`: run this function once with these arguments, then exit. */
+  target?: { fn: string; args: unknown[] };
+}
+
+export type ToWorker =
+  | InitMessage
+  | { t: 'run'; tasks: TaskMessage[] }
+  /** Finish what you hold, then exit 0. */
+  | { t: 'exit' };
+
+export type FromWorker =
+  | { t: 'ready'; pid: number; threadId: number; functions: string[] }
+  | { t: 'done'; results: ResultMessage[] }
+  /** Loading the module or running the initializer failed. */
+  | { t: 'startup-error'; phase: 'load' | 'initializer'; error: ThrownRecord }
+  /** An uncaught exception or unhandled rejection outside any task: the worker is ending. */
+  | { t: 'fatal'; error: ThrownRecord }
+  /** A copy of what a worker thread wrote to stderr, kept for the error reporting its death. */
+  | { t: 'stderr'; text: string }
+  /** A `Process` target threw: the process is ending with exit code 1. */
+  | { t: 'target-error'; error: ThrownRecord };

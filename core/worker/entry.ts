@@ -1,0 +1,306 @@
+/**
+ * The program every worker runs, thread or process: load the user's worker module, then run the
+ * tasks the main program sends, one at a time, in order, and send the results back in batches.
+ */
+import { isMainThread, parentPort, threadId, Worker } from 'node:worker_threads';
+import { register } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { serialize } from 'node:v8';
+import { encodeThrown } from '../error-codec';
+import { FunctionNotFoundError } from '../errors';
+import {
+  Outcome,
+  TaskKind,
+  type FromWorker,
+  type InitMessage,
+  type ResultMessage,
+  type TaskMessage,
+  type ToWorker,
+} from '../wire';
+
+interface Channel {
+  send(msg: FromWorker): void;
+  /** Sends, then calls `then` once the message has left (or could not). */
+  sendThen(msg: FromWorker, then: () => void): void;
+  /** Throws the clone error if `value` cannot travel on this channel. */
+  checkSendable(value: unknown): void;
+  onMessage(listener: (msg: ToWorker) => void): void;
+}
+
+function threadChannel(): Channel {
+  const port = parentPort!;
+  return {
+    send: (msg) => port.postMessage(msg),
+    sendThen: (msg, then) => {
+      port.postMessage(msg);
+      then();
+    },
+    checkSendable: (value) => void structuredClone(value),
+    onMessage: (listener) => port.on('message', listener),
+  };
+}
+
+function processChannel(): Channel {
+  return {
+    send: (msg) => void process.send!(msg),
+    sendThen: (msg, then) => {
+      try {
+        process.send!(msg, undefined, undefined, () => then());
+      } catch {
+        then();
+      }
+    },
+    checkSendable: (value) => void serialize(value),
+    onMessage: (listener) => process.on('message', listener as (m: unknown) => void),
+  };
+}
+
+const channel = isMainThread ? processChannel() : threadChannel();
+const TS_MODULE = /\.(?:ts|mts|cts)$/;
+
+/**
+ * A child process whose parent dies (even by SIGKILL) while it is busy in a long task never sees
+ * the IPC channel close. A tiny thread watches the parent pid and ends the process.
+ */
+function watchParent(): void {
+  const code = `
+    const start = process.ppid;
+    setInterval(() => { if (process.ppid !== start) process.kill(${process.pid}, 'SIGKILL'); }, 200);
+  `;
+  const watchdog = new Worker(code, { eval: true, stdout: false, stderr: false });
+  watchdog.unref();
+  process.on('disconnect', () => process.exit(0));
+}
+
+let workerId = 0;
+let moduleUrl = '';
+let workerExports: Record<string, unknown> = {};
+const functions = new Map<string, (...args: unknown[]) => unknown>();
+
+function exportedFunctions(): string[] {
+  const names = new Set<string>();
+  for (const [key, value] of Object.entries(workerExports)) {
+    if (typeof value === 'function' && key !== 'default') names.add(key);
+  }
+  const def = workerExports.default;
+  if (def && typeof def === 'object') {
+    for (const [key, value] of Object.entries(def as Record<string, unknown>)) {
+      if (typeof value === 'function') names.add(key);
+    }
+  }
+  return [...names].sort();
+}
+
+function lookup(name: string): (...args: unknown[]) => unknown {
+  const cached = functions.get(name);
+  if (cached) return cached;
+  let fn = workerExports[name];
+  const def = workerExports.default as Record<string, unknown> | undefined;
+  if (fn === undefined && def && (typeof def === 'object' || typeof def === 'function')) {
+    fn = def[name];
+  }
+  if (typeof fn !== 'function') {
+    const available = exportedFunctions();
+    const what =
+      fn === undefined ? 'has no export named' : `exports a ${typeof fn}, not a function, as`;
+    throw new FunctionNotFoundError(
+      `worker module ${moduleUrl} ${what} '${name}'; its exported functions: ${available.join(', ') || '(none)'}`,
+      name,
+      moduleUrl,
+      available,
+    );
+  }
+  const bound = fn as (...args: unknown[]) => unknown;
+  functions.set(name, bound);
+  return bound;
+}
+
+async function loadModule(init: InitMessage): Promise<void> {
+  moduleUrl = init.module;
+  if (TS_MODULE.test(new URL(init.module).pathname)) {
+    register(pathToFileURL(`${__dirname}/ts-hooks.mjs`));
+    process.setSourceMapsEnabled(true);
+  }
+  workerExports = (await import(init.module)) as Record<string, unknown>;
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+// ---- Running tasks: one at a time, in arrival order, results sent back in batches.
+
+const queue: TaskMessage[] = [];
+let head = 0;
+let draining = false;
+let exitRequested = false;
+let outbox: ResultMessage[] = [];
+let oldestUnsent = 0;
+/** Results are held at most this long (ms) while later short tasks run, to batch them. */
+const HOLD_MS = 0.2;
+const MAX_BATCH = 256;
+
+function flush(): void {
+  if (outbox.length === 0) return;
+  const results = outbox;
+  outbox = [];
+  try {
+    channel.send({ t: 'done', results });
+  } catch {
+    // Some result cannot be cloned: find which, and send a clear failure in its place.
+    for (const result of results) {
+      if (result[1] !== Outcome.Succeeded) continue;
+      try {
+        channel.checkSendable(result[2]);
+      } catch (err) {
+        result[1] = Outcome.Unsendable;
+        result[2] = err instanceof Error ? err.message : String(err);
+      }
+    }
+    channel.send({ t: 'done', results });
+  }
+}
+
+function push(result: ResultMessage): void {
+  if (outbox.length === 0) oldestUnsent = performance.now();
+  outbox.push(result);
+}
+
+async function runChunk(
+  fn: (...args: unknown[]) => unknown,
+  items: unknown[],
+  spread: boolean,
+): Promise<unknown[]> {
+  const out = new Array<unknown>(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const r = spread ? fn(...(items[i] as unknown[])) : fn(items[i]);
+    out[i] = isPromiseLike(r) ? await r : r;
+  }
+  return out;
+}
+
+function start(task: TaskMessage): unknown {
+  const fn = lookup(task[1]);
+  switch (task[3]) {
+    case TaskKind.Apply:
+      return fn(...task[2]);
+    case TaskKind.MapChunk:
+      return runChunk(fn, task[2], false);
+    default:
+      return runChunk(fn, task[2], true);
+  }
+}
+
+async function drain(): Promise<void> {
+  draining = true;
+  while (head < queue.length) {
+    if (
+      outbox.length > 0 &&
+      (outbox.length >= MAX_BATCH || performance.now() - oldestUnsent > HOLD_MS)
+    ) {
+      flush();
+    }
+    const task = queue[head]!;
+    queue[head++] = undefined as unknown as TaskMessage;
+    try {
+      const value = start(task);
+      if (isPromiseLike(value)) {
+        flush();
+        push([task[0], Outcome.Succeeded, await value]);
+      } else {
+        push([task[0], Outcome.Succeeded, value]);
+      }
+    } catch (err) {
+      push([task[0], Outcome.Failed, encodeThrown(err)]);
+    }
+  }
+  queue.length = 0;
+  head = 0;
+  flush();
+  draining = false;
+  if (exitRequested) process.exit(0);
+}
+
+async function runTarget(init: InitMessage): Promise<void> {
+  const target = init.target!;
+  try {
+    const value = lookup(target.fn)(...target.args);
+    if (isPromiseLike(value)) await value;
+  } catch (err) {
+    process.exitCode = 1;
+    channel.sendThen({ t: 'target-error', error: encodeThrown(err) }, () => process.exit(1));
+    return;
+  }
+  process.exit(0);
+}
+
+async function onInit(init: InitMessage): Promise<void> {
+  workerId = init.workerId;
+  try {
+    await loadModule(init);
+  } catch (err) {
+    channel.sendThen({ t: 'startup-error', phase: 'load', error: encodeThrown(err) }, () =>
+      process.exit(1),
+    );
+    return;
+  }
+  if (init.target) {
+    await runTarget(init);
+    return;
+  }
+  if (init.initializer) {
+    try {
+      const r = lookup(init.initializer)(...init.initArgs);
+      if (isPromiseLike(r)) await r;
+    } catch (err) {
+      channel.sendThen({ t: 'startup-error', phase: 'initializer', error: encodeThrown(err) }, () =>
+        process.exit(1),
+      );
+      return;
+    }
+  }
+  channel.send({ t: 'ready', pid: process.pid, threadId, functions: exportedFunctions() });
+}
+
+process.on('uncaughtException', (err, origin) => {
+  const what = origin === 'unhandledRejection' ? 'unhandled rejection' : 'uncaught exception';
+  const text = err instanceof Error ? (err.stack ?? String(err)) : String(err);
+  process.stderr.write(
+    `poolscope worker ${workerId}: ${what} outside any task, exiting:\n${text}\n`,
+  );
+  flush();
+  channel.sendThen({ t: 'fatal', error: encodeThrown(err) }, () => process.exit(1));
+});
+
+/** A worker thread's stderr reaches the main program's on its own; the pool keeps a copy of the tail. */
+function copyStderr(): void {
+  const write = process.stderr.write.bind(process.stderr) as (...args: unknown[]) => boolean;
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    parentPort!.postMessage({ t: 'stderr', text } satisfies FromWorker);
+    return write(chunk, ...rest);
+  }) as typeof process.stderr.write;
+}
+
+if (isMainThread) watchParent();
+else copyStderr();
+
+channel.onMessage((msg) => {
+  switch (msg.t) {
+    case 'init':
+      void onInit(msg);
+      break;
+    case 'run':
+      for (const task of msg.tasks) queue.push(task);
+      if (!draining) void drain();
+      break;
+    case 'exit':
+      exitRequested = true;
+      if (!draining) process.exit(0);
+      break;
+  }
+});

@@ -1,0 +1,83 @@
+/**
+ * Module hooks that let a worker module be TypeScript: `.ts`/`.mts`/`.cts` files are transpiled
+ * with esbuild as they load (types are stripped, not checked), with inline source maps so stack
+ * traces point at the TypeScript lines. Relative imports written the TypeScript way
+ * (`./helper`, `./helper.js` for `helper.ts`) resolve too. Registered only in workers whose
+ * module is TypeScript.
+ */
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+type Esbuild = typeof import('esbuild');
+const esbuild = createRequire(import.meta.url)('esbuild') as Esbuild;
+const TS = /\.(?:ts|mts|cts)$/;
+
+interface ResolveContext {
+  parentURL?: string;
+  conditions: string[];
+}
+type NextResolve = (specifier: string, context: ResolveContext) => Promise<{ url: string }>;
+interface LoadResult {
+  format: string;
+  source?: string | ArrayBuffer | Uint8Array;
+  shortCircuit?: boolean;
+}
+type NextLoad = (url: string, context: { format?: string }) => Promise<LoadResult>;
+
+function fromTypeScript(parentURL: string | undefined): boolean {
+  return (
+    parentURL !== undefined && parentURL.startsWith('file:') && TS.test(new URL(parentURL).pathname)
+  );
+}
+
+export async function resolve(
+  specifier: string,
+  context: ResolveContext,
+  next: NextResolve,
+): Promise<{ url: string }> {
+  try {
+    return await next(specifier, context);
+  } catch (err) {
+    const relative = specifier.startsWith('./') || specifier.startsWith('../');
+    if (
+      (err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND' ||
+      !relative ||
+      !fromTypeScript(context.parentURL)
+    ) {
+      throw err;
+    }
+    const candidates = [
+      specifier.replace(/\.(m|c)?js$/, '.$1ts'),
+      `${specifier}.ts`,
+      `${specifier}/index.ts`,
+    ];
+    for (const candidate of candidates) {
+      if (candidate === specifier) continue;
+      try {
+        return await next(candidate, context);
+      } catch {
+        // try the next spelling
+      }
+    }
+    throw err;
+  }
+}
+
+export async function load(
+  url: string,
+  context: { format?: string },
+  next: NextLoad,
+): Promise<LoadResult> {
+  if (!url.startsWith('file:') || !TS.test(new URL(url).pathname)) return next(url, context);
+  const file = fileURLToPath(url);
+  const source = await readFile(file, 'utf8');
+  const out = await esbuild.transform(source, {
+    loader: 'ts',
+    format: 'esm',
+    target: 'node20',
+    sourcemap: 'inline',
+    sourcefile: file,
+  });
+  return { format: 'module', source: out.code, shortCircuit: true };
+}

@@ -1,0 +1,52 @@
+// Builds the library: core/**/*.ts to CommonJS files in dist/core (one file per module, so
+// `poolscope` and `poolscope/dummy` share one copy of each class), the worker's TypeScript
+// hooks as ESM, and the type declarations with tsc.
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const list = (dir) =>
+  readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? list(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+
+rmSync(join(root, 'dist'), { recursive: true, force: true });
+const core = list('core');
+const common = {
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  absWorkingDir: root,
+};
+await build({
+  ...common,
+  entryPoints: core,
+  outdir: 'dist/core',
+  outbase: 'core',
+  format: 'cjs',
+});
+await build({
+  ...common,
+  entryPoints: ['core/worker/ts-hooks.mts'],
+  outfile: 'dist/core/worker/ts-hooks.mjs',
+  format: 'esm',
+});
+// Tests: TypeScript files to CommonJS, run by node's test runner from out/.
+await build({
+  ...common,
+  entryPoints: list('test').filter((f) => !f.startsWith('test/fixtures')),
+  outdir: 'out/test',
+  outbase: 'test',
+  format: 'cjs',
+});
+execFileSync(
+  process.execPath,
+  [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+  {
+    cwd: root,
+    stdio: 'inherit',
+  },
+);

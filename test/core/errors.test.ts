@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { registerErrorClass, ThrownValueError, UnsendableValue } from 'poolscope';
+import { BACKENDS, fixture, rejectionOf, withPool } from '../helpers';
+
+type Rich = Error & {
+  code?: string;
+  detail?: Record<string, unknown> & { parent?: unknown };
+  self?: unknown;
+  workerStack?: string;
+  callerStack?: string;
+};
+
+class ValidationError extends Error {
+  field?: string;
+}
+
+for (const backend of BACKENDS) {
+  describe(`errors arrive whole on the ${backend} backend`, () => {
+    const module = fixture('errors.mjs');
+
+    it('keeps name, message, code, nested objects, Dates, Maps, Sets, cycles and the cause chain', async () => {
+      await withPool({ module, backend, size: 1 }, async (pool) => {
+        const err = (await rejectionOf(pool.apply('rich'))) as Rich;
+        assert.ok(err instanceof Error);
+        assert.equal(err.name, 'Error');
+        assert.equal(err.message, 'rich failure');
+        assert.equal(err.code, 'E_RICH');
+        const detail = err.detail!;
+        assert.deepEqual(detail.nested, { deep: { list: [1, 'two', { three: 3 }] } });
+        assert.ok(detail.when instanceof Date);
+        assert.equal((detail.when as Date).toISOString(), '2024-01-02T03:04:05.000Z');
+        assert.ok(detail.map instanceof Map);
+        assert.deepEqual((detail.map as Map<string, unknown>).get('k'), { v: 1 });
+        assert.deepEqual(detail.set, new Set([1, 2, 3]));
+        assert.equal(detail.big, 10n);
+        assert.deepEqual(detail.bytes, new Uint8Array([1, 2, 3]));
+        assert.ok(detail.re instanceof RegExp);
+        assert.equal(err.self, err, 'a cycle through the error itself survives');
+        assert.equal(detail.parent, detail, 'a cycle through a nested object survives');
+        const cause = err.cause as Error;
+        assert.ok(cause instanceof Error);
+        assert.equal(cause.message, 'root cause');
+        assert.ok(cause.cause instanceof TypeError);
+        assert.equal((cause.cause as Error).message, 'deeper');
+        assert.deepEqual(Object.keys(err).sort(), ['code', 'detail', 'self']);
+      });
+    });
+
+    it("has the worker's stack and the caller's stack", async () => {
+      await withPool({ module, backend, size: 1 }, async (pool) => {
+        const err = (await rejectionOf(pool.apply('rich'))) as Rich;
+        assert.match(err.workerStack!, /at rich \(file:.*errors\.mjs:\d+:\d+\)/);
+        assert.match(err.callerStack!, /errors\.test\.js/);
+        assert.match(err.stack!, /errors\.mjs[\s\S]*submitted at[\s\S]*errors\.test\.js/);
+        assert.doesNotMatch(err.stack!, /worker[/\\]entry\.js/, 'no Poolscope frames in the stack');
+      });
+    });
+
+    it('keeps AggregateError members and built-in error classes', async () => {
+      await withPool({ module, backend, size: 1 }, async (pool) => {
+        const agg = await rejectionOf(pool.apply('aggregate'));
+        assert.ok(agg instanceof AggregateError);
+        assert.equal(agg.message, 'two things failed');
+        assert.equal(agg.errors.length, 2);
+        assert.ok(agg.errors[1] instanceof RangeError);
+        assert.equal(agg.errors[1].message, 'second');
+        const typeError = await rejectionOf(pool.apply('typeError'));
+        assert.ok(typeError instanceof TypeError);
+        assert.match(typeError.message, /null/);
+      });
+    });
+
+    it('keeps a custom class name and its properties, and its class once registered', async () => {
+      await withPool({ module, backend, size: 1 }, async (pool) => {
+        const err = (await rejectionOf(pool.apply('custom'))) as ValidationError;
+        assert.equal(err.name, 'ValidationError');
+        assert.equal(err.field, 'age');
+        assert.ok(err instanceof Error);
+        registerErrorClass(ValidationError, 'ValidationError');
+        const again = await rejectionOf(pool.apply('custom'));
+        assert.ok(again instanceof ValidationError);
+        assert.equal((again as ValidationError).field, 'age');
+      });
+    });
+
+    it('replaces what cannot be sent with visible markers and keeps the error', async () => {
+      await withPool({ module, backend, size: 1 }, async (pool) => {
+        const err = (await rejectionOf(pool.apply('unsendableProps'))) as Error &
+          Record<string, unknown>;
+        assert.equal(err.message, 'has a function');
+        assert.ok(err.callback instanceof UnsendableValue);
+        assert.equal(String(err.callback), '[unsendable function: onDone]');
+        assert.ok(err.tag instanceof UnsendableValue);
+        assert.match(String(err.tag), /Symbol\(tag\)/);
+        assert.ok(err.weak instanceof UnsendableValue);
+      });
+    });
+
+    it('says what kind of value was thrown when it was not an Error', async () => {
+      await withPool({ module, backend, size: 1 }, async (pool) => {
+        const cases: [string, string, unknown][] = [
+          ['throwString', 'string', 'just a string'],
+          ['throwNumber', 'number', 42],
+          ['throwNull', 'null', null],
+          ['throwUndefined', 'undefined', undefined],
+          ['throwObject', 'object', { status: 503, reason: 'busy' }],
+        ];
+        for (const [fn, kind, value] of cases) {
+          const err = await rejectionOf(pool.apply(fn));
+          assert.ok(err instanceof ThrownValueError, fn);
+          assert.ok(err instanceof Error);
+          assert.equal(err.thrownKind, kind);
+          assert.deepEqual(err.value, value);
+          assert.match(err.message, new RegExp(`non-Error ${kind}`));
+        }
+      });
+    });
+
+    it('an async task that rejects arrives the same way through errorCallback', async () => {
+      await withPool({ module, backend, size: 1 }, async (pool) => {
+        const seen = await new Promise<Error>((resolve) => {
+          pool.applyAsync('rejectAsync', [], { errorCallback: resolve });
+        });
+        assert.equal(seen.message, 'async failure');
+        assert.equal((seen as Rich).code, 'E_ASYNC');
+      });
+    });
+  });
+}

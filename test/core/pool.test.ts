@@ -1,0 +1,346 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import {
+  AsyncResult,
+  defaultChunksize,
+  Pool,
+  PoolStateError,
+  PoolTerminatedError,
+  TaskTimeoutError,
+  TimeoutError,
+} from 'poolscope';
+import { Pool as ThreadPool } from 'poolscope/dummy';
+import { BACKENDS, fixture, rejectionOf, withPool } from '../helpers';
+
+describe('chunksize follows Python', () => {
+  it('uses about four chunks per worker, rounding up', () => {
+    assert.equal(defaultChunksize(0, 2), 0);
+    assert.equal(defaultChunksize(1, 2), 1);
+    assert.equal(defaultChunksize(8, 2), 1);
+    assert.equal(defaultChunksize(9, 2), 2);
+    assert.equal(defaultChunksize(1_000_000, 2), 125_000);
+    assert.equal(defaultChunksize(100, 3), 9);
+  });
+});
+
+describe('one import switches the backend', () => {
+  it("'poolscope' gives processes and 'poolscope/dummy' gives threads", async () => {
+    const processes = new Pool({ module: fixture('tasks.mjs'), size: 1 });
+    const threads = new ThreadPool({ module: fixture('tasks.mjs'), size: 1 });
+    try {
+      assert.equal(processes.backend, 'process');
+      assert.equal(threads.backend, 'thread');
+      const [inProcess, inThread] = await Promise.all([
+        processes.apply('sleepWhoami', [0]),
+        threads.apply('sleepWhoami', [0]),
+      ]);
+      assert.notEqual(String(inProcess).split(':')[0], String(process.pid));
+      assert.equal(String(inThread).split(':')[0], String(process.pid));
+      assert.notEqual(String(inThread).split(':')[1], '0');
+    } finally {
+      await Promise.all([processes.terminate(), threads.terminate()]);
+    }
+  });
+});
+
+for (const backend of BACKENDS) {
+  describe(`pool on the ${backend} backend`, () => {
+    const tasks = fixture('tasks.mjs');
+
+    it('apply returns the value of a sync task and of an async task', async () => {
+      await withPool({ module: tasks, backend, size: 2 }, async (pool) => {
+        assert.equal(await pool.apply('square', [7]), 49);
+        assert.equal(await pool.apply('slow', ['done', 5]), 'done');
+        assert.equal(await pool.apply('add', [2, 3]), 5);
+      });
+    });
+
+    it('applyAsync calls callback with the value and errorCallback with the error, once each', async () => {
+      await withPool({ module: tasks, backend, size: 2 }, async (pool) => {
+        const values: number[] = [];
+        const errors: Error[] = [];
+        const results: AsyncResult<unknown>[] = [];
+        for (let i = 0; i < 10; i++) {
+          results.push(
+            pool.applyAsync('failOdd', [i], {
+              callback: (v) => values.push(v as number),
+              errorCallback: (e) => errors.push(e),
+            }),
+          );
+        }
+        await Promise.allSettled(results);
+        assert.deepEqual(
+          values.sort((a, b) => a - b),
+          [0, 20, 40, 60, 80],
+        );
+        assert.equal(errors.length, 5);
+        assert.ok(errors.every((e) => e instanceof RangeError && /^odd: \d$/.test(e.message)));
+      });
+    });
+
+    it('AsyncResult: get, wait, ready, successful, and await', async () => {
+      await withPool({ module: tasks, backend, size: 1 }, async (pool) => {
+        const slow = pool.applyAsync('slow', [1, 300]);
+        assert.equal(slow.ready(), false);
+        assert.throws(() => slow.successful(), /not ready/);
+        const timeout = await rejectionOf(slow.get(20));
+        assert.ok(timeout instanceof TimeoutError);
+        assert.match(timeout.message, /still running/);
+        assert.equal(await slow.wait(10), false);
+        // The task kept running: a later get still has its value.
+        assert.equal(await slow.get(), 1);
+        assert.equal(slow.ready(), true);
+        assert.equal(slow.successful(), true);
+        assert.equal(await slow.wait(), true);
+        assert.equal(await pool.applyAsync('square', [5]), 25);
+        const failed = pool.applyAsync('fail', [1]);
+        await failed.wait();
+        assert.equal(failed.successful(), false);
+        assert.equal((await rejectionOf(failed)).message, 'task failed: 1');
+      });
+    });
+
+    it('a function reference works as the task name, with its types', async () => {
+      const { square } = (await import(pathToFileURL(tasks).href)) as {
+        square: (x: number) => number;
+      };
+      await withPool({ module: tasks, backend, size: 1 }, async (pool) => {
+        const value: number = await pool.apply(square, [9]);
+        assert.equal(value, 81);
+      });
+    });
+
+    it('map, starmap and their async forms keep input order', async () => {
+      await withPool({ module: tasks, backend, size: 2 }, async (pool) => {
+        const items = Array.from({ length: 1000 }, (_, i) => i);
+        assert.deepEqual(
+          await pool.map('square', items),
+          items.map((i) => i * i),
+        );
+        assert.deepEqual(
+          await pool.map('square', items, 7),
+          items.map((i) => i * i),
+        );
+        assert.deepEqual(await pool.map('square', []), []);
+        assert.deepEqual(
+          await pool.starmap('add', [
+            [1, 2],
+            [3, 4],
+            [5, 6],
+          ]),
+          [3, 7, 11],
+        );
+        let called: unknown[] | undefined;
+        const mapped = pool.mapAsync('square', [3, 4], { callback: (v) => (called = v) });
+        assert.deepEqual(await mapped.get(), [9, 16]);
+        assert.deepEqual(called, [9, 16]);
+        assert.deepEqual(await pool.starmapAsync('add', [['a', 'b']]), ['ab']);
+      });
+    });
+
+    it('map rejects with the first error and calls errorCallback once', async () => {
+      await withPool({ module: tasks, backend, size: 2 }, async (pool) => {
+        const errors: Error[] = [];
+        const result = pool.mapAsync('failOdd', [0, 2, 4, 5, 6, 7], {
+          chunksize: 1,
+          errorCallback: (e) => errors.push(e),
+        });
+        const err = await rejectionOf(result);
+        assert.ok(err instanceof RangeError);
+        assert.match(err.message, /^odd: [57]$/);
+        await new Promise((r) => setTimeout(r, 50));
+        assert.equal(errors.length, 1);
+      });
+    });
+
+    it('imap yields in order, imapUnordered as results arrive, errors at their place', async () => {
+      await withPool({ module: tasks, backend, size: 2 }, async (pool) => {
+        const ordered: number[] = [];
+        for await (const v of pool.imap('square', [1, 2, 3, 4, 5])) ordered.push(v as number);
+        assert.deepEqual(ordered, [1, 4, 9, 16, 25]);
+
+        const unordered: unknown[] = [];
+        for await (const v of pool.imapUnordered(
+          'slow',
+          [[0]].map(() => 0),
+        ))
+          unordered.push(v);
+        assert.deepEqual(unordered, [0]);
+
+        // The second item finishes first; imapUnordered yields it first, imap keeps order.
+        const starred = pool.imapUnordered('square', [1, 2, 3]);
+        const seen: unknown[] = [];
+        for await (const v of starred) seen.push(v);
+        assert.deepEqual(
+          seen.map(Number).sort((a, b) => a - b),
+          [1, 4, 9],
+        );
+
+        const it = pool.imap('failOdd', [0, 1, 2]);
+        assert.deepEqual(await it.next(), { done: false, value: 0 });
+        const err = await rejectionOf(it.next());
+        assert.ok(err instanceof RangeError);
+        assert.deepEqual(await it.next(), { done: false, value: 20 });
+        assert.deepEqual(await it.next(), { done: true, value: undefined });
+      });
+    });
+
+    it('imap next() rejects with TimeoutError when the next item is late, and stays usable', async () => {
+      await withPool({ module: tasks, backend, size: 1 }, async (pool) => {
+        const it = pool.imap('slow', [300], { timeout: 20 });
+        const err = await rejectionOf(it.next());
+        assert.ok(err instanceof TimeoutError);
+        // Python's slow() returns its argument: the late value still arrives.
+        assert.deepEqual(await it.next(5000), { done: false, value: 300 });
+      });
+    });
+
+    it('a task over its timeout is rejected with TaskTimeoutError and its worker replaced', async () => {
+      await withPool({ module: tasks, backend, size: 1 }, async (pool) => {
+        const before = await pool.apply('sleepWhoami', [0]);
+        const err = await rejectionOf(pool.applyAsync('spin', [], { timeout: 100 }));
+        assert.ok(err instanceof TaskTimeoutError);
+        assert.equal(err.fn, 'spin');
+        assert.equal(err.timeoutMs, 100);
+        assert.match(err.message, /did not finish within 100 ms/);
+        const after = await pool.apply('sleepWhoami', [0]);
+        assert.notEqual(after, before);
+      });
+    });
+
+    it('a pool-wide timeout applies to every task', async () => {
+      await withPool({ module: tasks, backend, size: 1, timeout: 100 }, async (pool) => {
+        assert.equal(await pool.apply('square', [3]), 9);
+        assert.ok((await rejectionOf(pool.apply('spin'))) instanceof TaskTimeoutError);
+        assert.equal(await pool.apply('square', [4]), 16);
+      });
+    });
+
+    it('the initializer runs once in each worker with initArgs', async () => {
+      const module = fixture('initializer.mjs');
+      await withPool(
+        { module, backend, size: 2, initializer: 'init', initArgs: ['configured'] },
+        async (pool) => {
+          const configs = (await pool.map('getConfig', [1, 2, 3, 4], 1)) as { value: string }[];
+          assert.ok(configs.every((c) => c.value === 'configured'));
+        },
+      );
+    });
+
+    it('maxTasksPerChild replaces a worker after that many tasks', async () => {
+      await withPool({ module: tasks, backend, size: 1, maxTasksPerChild: 2 }, async (pool) => {
+        const exits: string[] = [];
+        pool.on('workerExit', (info: { reason: string }) => exits.push(info.reason));
+        const ids: unknown[] = [];
+        for (let i = 0; i < 6; i++) ids.push(await pool.apply('sleepWhoami', [0]));
+        assert.equal(new Set(ids).size, 3);
+        assert.equal(ids[0], ids[1]);
+        assert.notEqual(ids[1], ids[2]);
+        assert.ok(exits.length >= 2 && exits.every((r) => r === 'recycled'));
+      });
+    });
+
+    it('close then join finishes queued work and ends every worker', async () => {
+      const pool = new Pool({ module: tasks, backend, size: 2 });
+      const results = [1, 2, 3, 4, 5].map((i) => pool.applyAsync('slow', [i, 20]));
+      pool.close();
+      assert.throws(() => pool.applyAsync('square', [1]), PoolStateError);
+      await pool.join();
+      assert.deepEqual(await Promise.all(results), [1, 2, 3, 4, 5]);
+      assert.equal(pool.stats().workers, 0);
+    });
+
+    it('join before close or terminate is refused, as in Python', async () => {
+      await withPool({ module: tasks, backend, size: 1 }, async (pool) => {
+        const err = await rejectionOf(pool.join());
+        assert.ok(err instanceof PoolStateError);
+      });
+    });
+
+    it('terminate resolves with workers stuck in endless loops and rejects unfinished tasks', async () => {
+      const pool = new Pool({ module: tasks, backend, size: 2 });
+      const stuck = [
+        pool.applyAsync('spin'),
+        pool.applyAsync('spin'),
+        pool.applyAsync('square', [2]),
+      ];
+      await new Promise((r) => setTimeout(r, 200));
+      await pool.terminate();
+      for (const r of stuck) assert.ok((await rejectionOf(r)) instanceof PoolTerminatedError);
+      assert.equal(pool.stats().workers, 0);
+    });
+
+    it('await using terminates the pool at the end of the scope', async () => {
+      let escaped: Pool;
+      {
+        await using pool = new Pool({ module: tasks, backend, size: 1 });
+        escaped = pool;
+        assert.equal(await pool.apply('square', [2]), 4);
+      }
+      assert.equal(escaped.stats().state, 'terminated');
+      assert.equal(escaped.stats().workers, 0);
+    });
+
+    it('a callback or errorCallback that throws is reported and every other task still settles', async () => {
+      await withPool({ module: tasks, backend, size: 2 }, async (pool) => {
+        const reported: unknown[] = [];
+        pool.on('callbackError', (err: unknown) => reported.push(err));
+        const results = [];
+        for (let i = 0; i < 20; i++) {
+          results.push(
+            pool.applyAsync('failOdd', [i], {
+              callback: () => {
+                throw new Error('callback bug');
+              },
+              errorCallback: () => {
+                throw new Error('errorCallback bug');
+              },
+            }),
+          );
+        }
+        const settled = await Promise.allSettled(results);
+        assert.equal(settled.length, 20);
+        assert.equal(settled.filter((s) => s.status === 'fulfilled').length, 10);
+        assert.equal(reported.length, 20);
+        assert.equal(await pool.apply('square', [3]), 9);
+      });
+    });
+
+    it('runs CommonJS and TypeScript worker modules', async () => {
+      await withPool({ module: fixture('tasks.cjs'), backend, size: 1 }, async (pool) => {
+        assert.equal(await pool.apply('square', [6]), 36);
+        assert.equal(await pool.apply('asyncDouble', [6]), 12);
+        const err = await rejectionOf(pool.apply('fail', [1]));
+        assert.ok(err instanceof TypeError);
+        assert.equal((err as Error & { code: string }).code, 'E_CJS');
+      });
+      await withPool(
+        { module: pathToFileURL(fixture('tasks.ts')), backend, size: 1 },
+        async (pool) => {
+          assert.equal(await pool.apply('squareArea', [5]), 25);
+          const err = await rejectionOf(pool.apply('failTyped', ['no']));
+          assert.equal(err.message, 'typed failure: no');
+          // Source maps: the worker frame points at the TypeScript line that threw.
+          assert.match(err.stack!, /tasks\.ts:10:/);
+        },
+      );
+    });
+
+    it('an idle pool that was never closed does not keep the program alive', async () => {
+      const { spawnSync } = await import('node:child_process');
+      const script = `
+        const { Pool } = require('poolscope');
+        const pool = new Pool({ module: ${JSON.stringify(tasks)}, backend: '${backend}', size: 2 });
+        pool.apply('square', [3]).then((v) => console.log('value', v));
+      `;
+      const run = spawnSync(process.execPath, ['-e', script], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      assert.equal(run.signal, null, 'the program hung');
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, /value 9/);
+    });
+  });
+}
