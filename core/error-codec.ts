@@ -212,7 +212,12 @@ function reviveError(record: ErrorRecord, memo: Map<object, unknown>): Error {
     BUILTIN_ERRORS[record.ctor] ??
     BUILTIN_ERRORS[record.name] ??
     Error;
-  const err = Object.create(ctor.prototype as object) as Error;
+  // A real Error with the class's prototype, not Object.create: it keeps the internal error slot, so
+  // util.inspect, console.log and util.types.isNativeError treat it as the error it is.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  const err = Reflect.construct(Error, [], ctor) as Error;
+  Error.stackTraceLimit = limit;
   memo.set(record, err);
   defineHidden(err, 'message', record.message);
   if (err.name !== record.name) defineHidden(err, 'name', record.name);

@@ -161,7 +161,7 @@ const MAX_STARTUP_FAILURES = 3;
 
 export function resolveModule(module: string | URL): string {
   let file: string;
-  if (module instanceof URL || module.startsWith('file:')) {
+  if (module instanceof URL || URL_LIKE.test(module)) {
     const url = module instanceof URL ? module : new URL(module);
     if (url.protocol !== 'file:') {
       throw new WorkerModuleError(
@@ -184,6 +184,17 @@ export function resolveModule(module: string | URL): string {
   }
   return pathToFileURL(file).href;
 }
+
+/** ` at file:line:col` and the line, for a syntax error the worker located. */
+export function locationOf(err: Error): string {
+  const where = (err as { location?: { file: string; line: number; column: number; lineText: string } })
+    .location;
+  if (!where) return '';
+  return ` at ${where.file}:${where.line}:${where.column}\n    ${where.line} | ${where.lineText}`;
+}
+
+/** A path, or a URL string (`file:`, `https:`), but not a Windows drive (`C:\\`). */
+const URL_LIKE = /^[a-z][a-z0-9+.-]+:/i;
 
 export function functionName(fn: TaskFunction, what: string): string {
   if (typeof fn === 'string') {
@@ -687,7 +698,7 @@ export class Pool extends EventEmitter {
             ? `worker module ${fileURLToPath(this.module)} failed to load`
             : `initializer ${this.initializer}() failed in ${slot.describe()}`;
         slot.startupError = new WorkerModuleError(
-          `${what}: ${cause.name}: ${cause.message}`,
+          `${what}: ${cause.name}: ${cause.message}${locationOf(cause)}`,
           fileURLToPath(this.module),
           msg.phase,
           { cause },

@@ -11,7 +11,7 @@ import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
 import { decodeThrown } from './error-codec';
 import { PoolStateError, WorkerModuleError } from './errors';
-import { functionName, resolveModule, type TaskFunction } from './pool';
+import { functionName, locationOf, resolveModule, type TaskFunction } from './pool';
 
 export interface ProcessOptions {
   /** The module that exports `target` (path relative to the cwd, or file URL). */
@@ -65,7 +65,7 @@ export class Process {
       else if (msg.t === 'startup-error') {
         const cause = decodeThrown(msg.error);
         this.failure = new WorkerModuleError(
-          `${this.name}: module ${fileURLToPath(this.module)} failed to load: ${cause.name}: ${cause.message}`,
+          `${this.name}: module ${fileURLToPath(this.module)} failed to load: ${cause.name}: ${cause.message}${locationOf(cause)}`,
           fileURLToPath(this.module),
           'load',
           { cause },

@@ -4,10 +4,11 @@
  */
 import { isMainThread, parentPort, threadId, Worker } from 'node:worker_threads';
 import { register } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serialize } from 'node:v8';
 import { encodeThrown } from '../error-codec';
 import { FunctionNotFoundError } from '../errors';
+import { locateSyntaxError } from './syntax-location';
 import {
   Outcome,
   TaskKind,
@@ -243,6 +244,12 @@ async function onInit(init: InitMessage): Promise<void> {
   try {
     await loadModule(init);
   } catch (err) {
+    if (err instanceof SyntaxError && !err.message.includes(fileURLToPath(init.module))) {
+      const where = await locateSyntaxError(fileURLToPath(init.module)).catch(() => undefined);
+      if (where) {
+        Object.defineProperty(err, 'location', { value: where, enumerable: true, configurable: true });
+      }
+    }
     channel.sendThen({ t: 'startup-error', phase: 'load', error: encodeThrown(err) }, () =>
       process.exit(1),
     );

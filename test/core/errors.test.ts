@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { inspect, types } from 'node:util';
 import { registerErrorClass, ThrownValueError, UnsendableValue } from 'poolscope';
 import { BACKENDS, fixture, rejectionOf, withPool } from '../helpers';
 
@@ -44,6 +45,10 @@ for (const backend of BACKENDS) {
         assert.ok(cause.cause instanceof TypeError);
         assert.equal((cause.cause as Error).message, 'deeper');
         assert.deepEqual(Object.keys(err).sort(), ['code', 'detail', 'self']);
+        // It prints as the error it is.
+        assert.ok(types.isNativeError(err));
+        assert.match(inspect(err), /Error: rich failure\n {4}at rich/);
+        assert.match(inspect(err), /code: 'E_RICH'/);
       });
     });
 

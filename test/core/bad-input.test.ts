@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  FunctionNotFoundError,
+  Pool,
+  PoolStateError,
+  SerializationError,
+  WorkerModuleError,
+} from 'poolscope';
+import { BACKENDS, fixture, rejectionOf, withPool } from '../helpers';
+
+describe('bad input is refused at once, with what to fix', () => {
+  it('a missing worker file names the path it looked for', () => {
+    assert.throws(
+      () => new Pool({ module: 'no/such/worker.mjs' }),
+      (err: Error) =>
+        err instanceof WorkerModuleError &&
+        /worker module not found: .*no\/such\/worker\.mjs \(from 'no\/such\/worker\.mjs', cwd /.test(
+          err.message,
+        ),
+    );
+  });
+
+  it('a directory, a non-file URL, a missing module option, a bad size', () => {
+    assert.throws(() => new Pool({ module: __dirname }), /worker module is not a file/);
+    assert.throws(() => new Pool({ module: 'https://example.invalid/w.mjs' }), /file path or a file: URL/);
+    assert.throws(() => new Pool({} as never), /needs options\.module/);
+    assert.throws(() => new Pool({ module: fixture('tasks.mjs'), size: 0 }), RangeError);
+  });
+
+  it('args that are not an array, and anonymous functions, are refused', async () => {
+    await withPool({ module: fixture('tasks.mjs'), size: 1 }, async (pool) => {
+      assert.throws(() => pool.applyAsync('square', 3 as never), /args must be an array.*write \[3\]/);
+      assert.throws(() => pool.applyAsync(() => 1), /anonymous function/);
+      assert.throws(() => pool.starmap('add', [1] as never), /item 0 is not an array/);
+    });
+  });
+});
+
+for (const backend of BACKENDS) {
+  describe(`bad input on the ${backend} backend`, () => {
+    it('a syntax error fails every task with the file and line, without respawning forever', async () => {
+      for (const file of ['syntax-error.mjs', 'syntax-error.ts']) {
+        await withPool({ module: fixture(file), backend, size: 2 }, async (pool) => {
+          const results = [pool.apply('ok'), pool.apply('ok')];
+          for (const r of results) {
+            const err = await rejectionOf(r);
+            assert.ok(err instanceof WorkerModuleError, err.stack);
+            assert.equal(err.phase, 'load');
+            assert.match(err.message, new RegExp(`${file.replace('.', '\\.')} failed to load`));
+            assert.match(err.message + String((err.cause as Error).stack), /SyntaxError|Unexpected|Expected/);
+            assert.match(
+              `${err.message}\n${(err.cause as Error).stack}`,
+              new RegExp(`${file.replace('.', '\\.')}:3`),
+            );
+          }
+          // Later tasks fail the same way, at once.
+          assert.ok((await rejectionOf(pool.apply('ok'))) instanceof WorkerModuleError);
+          assert.equal(pool.stats().state, 'broken');
+        });
+      }
+    });
+
+    it('a module whose top level throws, and a failing initializer, name what failed', async () => {
+      await withPool({ module: fixture('throws-at-load.mjs'), backend, size: 1 }, async (pool) => {
+        const err = await rejectionOf(pool.apply('anything'));
+        assert.ok(err instanceof WorkerModuleError);
+        assert.match(err.message, /throws-at-load\.mjs failed to load: Error: cannot start: missing configuration/);
+      });
+      await withPool(
+        { module: fixture('initializer.mjs'), backend, size: 1, initializer: 'failingInit' },
+        async (pool) => {
+          const err = await rejectionOf(pool.apply('getConfig'));
+          assert.ok(err instanceof WorkerModuleError);
+          assert.equal(err.phase, 'initializer');
+          assert.match(err.message, /initializer failingInit\(\) failed .*initializer refused/);
+        },
+      );
+    });
+
+    it('a missing export names the function and lists the ones there are', async () => {
+      await withPool({ module: fixture('tasks.mjs'), backend, size: 1 }, async (pool) => {
+        const err = await rejectionOf(pool.apply('sqaure', [2]));
+        assert.ok(err instanceof FunctionNotFoundError);
+        assert.equal(err.fn, 'sqaure');
+        assert.ok(err.available.includes('square'));
+        assert.match(err.message, /has no export named 'sqaure'; its exported functions: .*square/);
+        const notFn = await rejectionOf(pool.apply('notAFunction'));
+        assert.match(notFn.message, /exports a number, not a function/);
+        // The pool is fine afterwards.
+        assert.equal(await pool.apply('square', [2]), 4);
+      });
+    });
+
+    it('an argument that cannot be sent names the argument; the rest of the batch runs', async () => {
+      await withPool({ module: fixture('tasks.mjs'), backend, size: 1 }, async (pool) => {
+        const good = pool.applyAsync('square', [3]);
+        const bad = pool.applyAsync('echo', [() => 1]);
+        const err = await rejectionOf(bad);
+        assert.ok(err instanceof SerializationError);
+        assert.equal(err.what, 'argument');
+        assert.equal(err.index, 0);
+        assert.match(err.message, /argument 0 of echo\(\) cannot be sent to a worker: .*could not be cloned/);
+        assert.match(err.stack!, /bad-input\.test\.js/);
+        assert.equal(await good, 9);
+        const badItem = await rejectionOf(pool.map('echo', [1, 2, Symbol('x')], 1));
+        assert.match(badItem.message, /map item 2 of echo\(\) cannot be sent/);
+      });
+    });
+
+    it('a result that cannot be sent back names the function; the pool carries on', async () => {
+      await withPool({ module: fixture('tasks.mjs'), backend, size: 1 }, async (pool) => {
+        const results = [pool.applyAsync('square', [2]), pool.applyAsync('returnsFunction'), pool.applyAsync('square', [5])];
+        const err = await rejectionOf(results[1]!);
+        assert.ok(err instanceof SerializationError);
+        assert.equal(err.what, 'result');
+        assert.match(err.message, /result of returnsFunction\(\) cannot be sent back from worker 1/);
+        assert.equal(await results[0], 4);
+        assert.equal(await results[2], 25);
+      });
+    });
+
+    it('submitting after close() or terminate() throws PoolStateError naming the call', async () => {
+      const pool = new Pool({ module: fixture('tasks.mjs'), backend, size: 1 });
+      pool.close();
+      assert.throws(() => pool.applyAsync('square', [1]), /applyAsync\('square'\): the pool is closed/);
+      assert.throws(() => pool.map('square', [1]), PoolStateError);
+      await pool.join();
+      await pool.terminate();
+      assert.throws(() => pool.imap('square', [1]), /the pool is terminated/);
+    });
+  });
+}
