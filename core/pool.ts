@@ -187,8 +187,9 @@ export function resolveModule(module: string | URL): string {
 
 /** ` at file:line:col` and the line, for a syntax error the worker located. */
 export function locationOf(err: Error): string {
-  const where = (err as { location?: { file: string; line: number; column: number; lineText: string } })
-    .location;
+  const where = (
+    err as { location?: { file: string; line: number; column: number; lineText: string } }
+  ).location;
   if (!where) return '';
   return ` at ${where.file}:${where.line}:${where.column}\n    ${where.line} | ${where.lineText}`;
 }

@@ -247,7 +247,11 @@ async function onInit(init: InitMessage): Promise<void> {
     if (err instanceof SyntaxError && !err.message.includes(fileURLToPath(init.module))) {
       const where = await locateSyntaxError(fileURLToPath(init.module)).catch(() => undefined);
       if (where) {
-        Object.defineProperty(err, 'location', { value: where, enumerable: true, configurable: true });
+        Object.defineProperty(err, 'location', {
+          value: where,
+          enumerable: true,
+          configurable: true,
+        });
       }
     }
     channel.sendThen({ t: 'startup-error', phase: 'load', error: encodeThrown(err) }, () =>

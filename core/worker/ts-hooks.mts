@@ -72,12 +72,23 @@ export async function load(
   if (!url.startsWith('file:') || !TS.test(new URL(url).pathname)) return next(url, context);
   const file = fileURLToPath(url);
   const source = await readFile(file, 'utf8');
-  const out = await esbuild.transform(source, {
-    loader: 'ts',
-    format: 'esm',
-    target: 'node20',
-    sourcemap: 'inline',
-    sourcefile: file,
-  });
-  return { format: 'module', source: out.code, shortCircuit: true };
+  let code: string;
+  try {
+    ({ code } = await esbuild.transform(source, {
+      loader: 'ts',
+      format: 'esm',
+      target: 'node20',
+      sourcemap: 'inline',
+      sourcefile: file,
+    }));
+  } catch (err) {
+    // Say it the way Node says a JavaScript syntax error, with the place and the line.
+    const first = (err as { errors?: import('esbuild').Message[] }).errors?.[0];
+    const where = first?.location;
+    if (!first || !where) throw err;
+    throw new SyntaxError(
+      `${first.text} at ${file}:${where.line}:${where.column + 1}\n    ${where.line} | ${where.lineText}`,
+    );
+  }
+  return { format: 'module', source: code, shortCircuit: true };
 }

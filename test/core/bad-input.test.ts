@@ -23,14 +23,20 @@ describe('bad input is refused at once, with what to fix', () => {
 
   it('a directory, a non-file URL, a missing module option, a bad size', () => {
     assert.throws(() => new Pool({ module: __dirname }), /worker module is not a file/);
-    assert.throws(() => new Pool({ module: 'https://example.invalid/w.mjs' }), /file path or a file: URL/);
+    assert.throws(
+      () => new Pool({ module: 'https://example.invalid/w.mjs' }),
+      /file path or a file: URL/,
+    );
     assert.throws(() => new Pool({} as never), /needs options\.module/);
     assert.throws(() => new Pool({ module: fixture('tasks.mjs'), size: 0 }), RangeError);
   });
 
   it('args that are not an array, and anonymous functions, are refused', async () => {
     await withPool({ module: fixture('tasks.mjs'), size: 1 }, async (pool) => {
-      assert.throws(() => pool.applyAsync('square', 3 as never), /args must be an array.*write \[3\]/);
+      assert.throws(
+        () => pool.applyAsync('square', 3 as never),
+        /args must be an array.*write \[3\]/,
+      );
       assert.throws(() => pool.applyAsync(() => 1), /anonymous function/);
       assert.throws(() => pool.starmap('add', [1] as never), /item 0 is not an array/);
     });
@@ -48,7 +54,10 @@ for (const backend of BACKENDS) {
             assert.ok(err instanceof WorkerModuleError, err.stack);
             assert.equal(err.phase, 'load');
             assert.match(err.message, new RegExp(`${file.replace('.', '\\.')} failed to load`));
-            assert.match(err.message + String((err.cause as Error).stack), /SyntaxError|Unexpected|Expected/);
+            assert.match(
+              err.message + String((err.cause as Error).stack),
+              /SyntaxError|Unexpected|Expected/,
+            );
             assert.match(
               `${err.message}\n${(err.cause as Error).stack}`,
               new RegExp(`${file.replace('.', '\\.')}:3`),
@@ -65,7 +74,10 @@ for (const backend of BACKENDS) {
       await withPool({ module: fixture('throws-at-load.mjs'), backend, size: 1 }, async (pool) => {
         const err = await rejectionOf(pool.apply('anything'));
         assert.ok(err instanceof WorkerModuleError);
-        assert.match(err.message, /throws-at-load\.mjs failed to load: Error: cannot start: missing configuration/);
+        assert.match(
+          err.message,
+          /throws-at-load\.mjs failed to load: Error: cannot start: missing configuration/,
+        );
       });
       await withPool(
         { module: fixture('initializer.mjs'), backend, size: 1, initializer: 'failingInit' },
@@ -100,7 +112,10 @@ for (const backend of BACKENDS) {
         assert.ok(err instanceof SerializationError);
         assert.equal(err.what, 'argument');
         assert.equal(err.index, 0);
-        assert.match(err.message, /argument 0 of echo\(\) cannot be sent to a worker: .*could not be cloned/);
+        assert.match(
+          err.message,
+          /argument 0 of echo\(\) cannot be sent to a worker: .*could not be cloned/,
+        );
         assert.match(err.stack!, /bad-input\.test\.js/);
         assert.equal(await good, 9);
         const badItem = await rejectionOf(pool.map('echo', [1, 2, Symbol('x')], 1));
@@ -110,11 +125,18 @@ for (const backend of BACKENDS) {
 
     it('a result that cannot be sent back names the function; the pool carries on', async () => {
       await withPool({ module: fixture('tasks.mjs'), backend, size: 1 }, async (pool) => {
-        const results = [pool.applyAsync('square', [2]), pool.applyAsync('returnsFunction'), pool.applyAsync('square', [5])];
+        const results = [
+          pool.applyAsync('square', [2]),
+          pool.applyAsync('returnsFunction'),
+          pool.applyAsync('square', [5]),
+        ];
         const err = await rejectionOf(results[1]!);
         assert.ok(err instanceof SerializationError);
         assert.equal(err.what, 'result');
-        assert.match(err.message, /result of returnsFunction\(\) cannot be sent back from worker 1/);
+        assert.match(
+          err.message,
+          /result of returnsFunction\(\) cannot be sent back from worker 1/,
+        );
         assert.equal(await results[0], 4);
         assert.equal(await results[2], 25);
       });
@@ -123,7 +145,10 @@ for (const backend of BACKENDS) {
     it('submitting after close() or terminate() throws PoolStateError naming the call', async () => {
       const pool = new Pool({ module: fixture('tasks.mjs'), backend, size: 1 });
       pool.close();
-      assert.throws(() => pool.applyAsync('square', [1]), /applyAsync\('square'\): the pool is closed/);
+      assert.throws(
+        () => pool.applyAsync('square', [1]),
+        /applyAsync\('square'\): the pool is closed/,
+      );
       assert.throws(() => pool.map('square', [1]), PoolStateError);
       await pool.join();
       await pool.terminate();

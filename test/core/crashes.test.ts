@@ -84,7 +84,10 @@ const causes: Cause[] = [
     backends: ['process', 'thread'],
     fn: 'exhaustMemory',
     args: [],
-    options: { execArgv: ['--max-old-space-size=48'], resourceLimits: { maxOldGenerationSizeMb: 48 } },
+    options: {
+      execArgv: ['--max-old-space-size=48'],
+      resourceLimits: { maxOldGenerationSizeMb: 48 },
+    },
     check: (err) => {
       assert.equal(err.reason, 'out-of-memory');
       assert.match(err.message, /ran out of memory/);
@@ -101,28 +104,35 @@ for (const backend of BACKENDS) {
           backend === 'process'
             ? { execArgv: cause.options?.execArgv }
             : { resourceLimits: cause.options?.resourceLimits };
-        await withPool({ module: fixture('crash.mjs'), backend, size: 2, ...options }, async (pool) => {
-          const callbacks: Error[] = [];
-          const result = pool.applyAsync(cause.fn, cause.args, {
-            errorCallback: (e) => callbacks.push(e),
-          });
-          const err = await rejectionOf(result);
-          assert.ok(err instanceof WorkerExitError, `got ${err.stack}`);
-          assert.deepEqual(callbacks, [err]);
-          assert.equal(err.fn, cause.fn);
-          assert.equal(typeof err.workerId, 'number');
-          if (backend === 'process') {
-            assert.equal(typeof err.pid, 'number');
-            assert.notEqual(err.pid, process.pid);
-            assert.equal(err.threadId, undefined);
-          } else {
-            assert.equal(err.pid, process.pid);
-            assert.equal(typeof err.threadId, 'number');
-          }
-          cause.check(err, backend);
-          assert.match(err.stack!, /crashes\.test\.js/, "the error's stack is where the task was submitted");
-          await assertRefilled(pool);
-        });
+        await withPool(
+          { module: fixture('crash.mjs'), backend, size: 2, ...options },
+          async (pool) => {
+            const callbacks: Error[] = [];
+            const result = pool.applyAsync(cause.fn, cause.args, {
+              errorCallback: (e) => callbacks.push(e),
+            });
+            const err = await rejectionOf(result);
+            assert.ok(err instanceof WorkerExitError, `got ${err.stack}`);
+            assert.deepEqual(callbacks, [err]);
+            assert.equal(err.fn, cause.fn);
+            assert.equal(typeof err.workerId, 'number');
+            if (backend === 'process') {
+              assert.equal(typeof err.pid, 'number');
+              assert.notEqual(err.pid, process.pid);
+              assert.equal(err.threadId, undefined);
+            } else {
+              assert.equal(err.pid, process.pid);
+              assert.equal(typeof err.threadId, 'number');
+            }
+            cause.check(err, backend);
+            assert.match(
+              err.stack!,
+              /crashes\.test\.js/,
+              "the error's stack is where the task was submitted",
+            );
+            await assertRefilled(pool);
+          },
+        );
       });
     }
 

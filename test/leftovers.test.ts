@@ -1,0 +1,83 @@
+/**
+ * No leftovers: whatever way the main program ends, no worker process outlives it. This file
+ * runs last, and also checks that the whole suite left no worker processes and no temp dirs.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { fixture } from './helpers';
+
+const ENTRY = resolve(__dirname, '..', '..', 'dist', 'core', 'worker', 'entry.js');
+
+function processesWith(predicate: (cmdline: string, environ: string) => boolean): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      const environ = readFileSync(`/proc/${name}/environ`, 'utf8');
+      if (predicate(cmdline, environ)) found.push(Number(name));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
+async function eventually(check: () => number[], ms: number): Promise<number[]> {
+  const until = Date.now() + ms;
+  let left = check();
+  while (left.length > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = check();
+  }
+  return left;
+}
+
+async function runScenario(mode: 'exit' | 'stuck'): Promise<void> {
+  const mark = `POOLSCOPE_LEFTOVER_MARK=${randomUUID()}`;
+  const [key, value] = mark.split('=') as [string, string];
+  const child = spawn(process.execPath, [fixture('leftover-scenario.cjs'), mode], {
+    env: { ...process.env, [key]: value },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  await new Promise<void>((resolveReady, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolveReady());
+    child.once('exit', (code) => reject(new Error(`scenario exited early (${code})`)));
+  });
+  const marked = (): number[] => processesWith((_, environ) => environ.includes(mark));
+  assert.ok(marked().length >= 3, 'the scenario runs worker processes');
+  if (mode === 'stuck') child.kill('SIGKILL');
+  await exited;
+  const left = await eventually(marked, 5000);
+  assert.deepEqual(left, [], `worker processes outlived their parent: ${left.join(', ')}`);
+}
+
+describe('no leftovers', () => {
+  it('a program that ends without closing its pools leaves no worker running', async () => {
+    await runScenario('exit');
+  });
+
+  it('a program killed by SIGKILL while its workers spin leaves no worker running', async () => {
+    await runScenario('stuck');
+  });
+
+  it('after the whole suite: no worker process and no temp dir from the tests remain', async () => {
+    const workers = await eventually(
+      () => processesWith((cmdline) => cmdline.includes(ENTRY)),
+      3000,
+    );
+    assert.deepEqual(workers, [], `worker processes still running: ${workers.join(', ')}`);
+    const temp = readdirSync(tmpdir()).filter((n) => n.startsWith('poolscope-test-'));
+    assert.deepEqual(
+      temp,
+      [],
+      `temp dirs left in ${tmpdir()}: ${temp.map((n) => join(tmpdir(), n)).join(', ')}`,
+    );
+  });
+});
