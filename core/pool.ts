@@ -632,18 +632,16 @@ export class Pool extends EventEmitter {
     const messages: TaskMessage[] = batch.map((t) => [t.id, t.fn, t.payload, t.kind]);
     try {
       slot.handle.send({ t: 'run', tasks: messages });
-    } catch {
-      // Something in the batch cannot be sent: reject those tasks, naming the value, send the rest.
-      const sendable: Task[] = [];
-      for (const task of batch) {
-        const error = this.unsendableArgument(slot, task);
-        if (error) {
-          if (slot.timedTask === task) slot.timedTask = undefined;
-          this.settle(task, false, error);
-        } else sendable.push(task);
+    } catch (err) {
+      if (batch.length > 1) {
+        // Something in the batch cannot be sent: send the tasks one by one, so only the
+        // offending ones fail.
+        for (const task of batch) this.send(slot, [task]);
+        return;
       }
-      if (sendable.length === batch.length) throw new Error('a batch of tasks could not be sent');
-      if (sendable.length > 0) this.send(slot, sendable);
+      const task = batch[0]!;
+      if (slot.timedTask === task) slot.timedTask = undefined;
+      this.settle(task, false, this.unsendable(slot, task, err));
       return;
     }
     for (const task of batch) {
@@ -656,7 +654,8 @@ export class Pool extends EventEmitter {
     }
   }
 
-  private unsendableArgument(slot: WorkerSlot, task: Task): SerializationError | undefined {
+  /** Why a task could not be sent: the argument (or map item) that cannot be cloned, by position. */
+  private unsendable(slot: WorkerSlot, task: Task, sendError: unknown): SerializationError {
     const what = task.kind === TaskKind.Apply ? 'argument' : 'map item';
     for (let i = 0; i < task.payload.length; i++) {
       try {
@@ -676,7 +675,17 @@ export class Pool extends EventEmitter {
         );
       }
     }
-    return undefined;
+    const reason = sendError instanceof Error ? sendError.message : String(sendError);
+    return this.taskError(
+      task,
+      new SerializationError(
+        `${task.describe()} cannot be sent to ${slot.describe()}: ${reason}`,
+        'task',
+        undefined,
+        task.fn,
+        { cause: sendError },
+      ),
+    );
   }
 
   // ---- Results
