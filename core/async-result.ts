@@ -4,6 +4,7 @@
  * and a callback that throws is reported without breaking anything else.
  */
 import { TimeoutError } from './errors';
+import type { ResultObserver } from './trace/pool-trace';
 
 /** Where a settled task's outcome goes. The pool knows tasks only through this. */
 export interface TaskSink {
@@ -37,6 +38,8 @@ export class AsyncResult<T> implements PromiseLike<T>, TaskSink {
     private readonly callback: ((value: T) => void) | undefined,
     private readonly errorCallback: ((err: Error) => void) | undefined,
     private readonly report: ReportCallbackError,
+    /** Set only when a trace sink is attached. */
+    private readonly observer?: ResultObserver,
   ) {}
 
   /** @internal */
@@ -50,24 +53,29 @@ export class AsyncResult<T> implements PromiseLike<T>, TaskSink {
     this.state = ok ? FULFILLED : REJECTED;
     this.value = value;
     // As in Python, the callback runs before anyone waiting is released.
-    if (ok && this.callback) {
-      try {
-        this.callback(value as T);
-      } catch (err) {
-        this.report(err, 'callback');
-      }
-    } else if (!ok && this.errorCallback) {
-      try {
-        this.errorCallback(value as Error);
-      } catch (err) {
-        this.report(err, 'errorCallback');
-      }
-    }
+    if (ok && this.callback) this.runCallback('callback', this.callback, value);
+    else if (!ok && this.errorCallback)
+      this.runCallback('errorCallback', this.errorCallback, value);
     const waiters = this.waiters;
     this.waiters = undefined;
     if (waiters) {
       for (const w of waiters) (ok ? w.resolve : w.reject)(value);
     }
+  }
+
+  private runCallback(
+    which: 'callback' | 'errorCallback',
+    callback: (value: never) => void,
+    value: unknown,
+  ): void {
+    try {
+      callback(value as never);
+    } catch (err) {
+      this.report(err, which);
+      this.observer?.callbackRan(which, err);
+      return;
+    }
+    this.observer?.callbackRan(which);
   }
 
   ready(): boolean {
@@ -94,6 +102,7 @@ export class AsyncResult<T> implements PromiseLike<T>, TaskSink {
     if (timeoutMs === undefined || this.state !== PENDING) return this.waitSettled() as Promise<T>;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
+        this.observer?.getTimedOut(timeoutMs);
         reject(
           new TimeoutError(
             `${this.description} did not finish within ${timeoutMs} ms (it is still running)`,
@@ -151,8 +160,9 @@ export class MapResult<T> extends AsyncResult<T[]> {
     callback: ((value: T[]) => void) | undefined,
     errorCallback: ((err: Error) => void) | undefined,
     report: ReportCallbackError,
+    observer?: ResultObserver,
   ) {
-    super(description, callback, errorCallback, report);
+    super(description, callback, errorCallback, report, observer);
     this.values = new Array<T>(length);
     this.remaining = chunks;
     if (chunks === 0) this.settle(true, this.values);

@@ -31,6 +31,8 @@ import {
   WorkerModuleError,
   type WorkerExitReason,
 } from './errors';
+import { now, tracer } from './trace/emitter';
+import { PoolTrace } from './trace/pool-trace';
 import { Outcome, TaskKind, type FromWorker, type ResultMessage, type TaskMessage } from './wire';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -98,10 +100,16 @@ export function defaultChunksize(items: number, workers: number): number {
   return items % (workers * 4) ? chunk + 1 : chunk;
 }
 
+type Api = 'apply' | 'map' | 'starmap' | 'imap' | 'imapUnordered';
+
 class Task {
   slot: WorkerSlot | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Times for the trace (ms since the epoch); 0 when not tracing. */
+  submittedAt = 0;
+  startedAt = 0;
   constructor(
+    readonly api: Api,
     readonly id: number,
     readonly fn: string,
     readonly payload: unknown[],
@@ -266,6 +274,8 @@ export class Pool extends EventEmitter {
   private readonly initializer: string | undefined;
   private readonly reportCallbackError: ReportCallbackError;
   private finished: Promise<void> | undefined;
+  /** Present only when a trace sink is attached. */
+  private readonly trace = tracer ? new PoolTrace(tracer, this.id) : undefined;
 
   constructor(options: PoolOptions) {
     super();
@@ -305,6 +315,11 @@ export class Pool extends EventEmitter {
         );
       }
     };
+    this.trace?.created(this.backend, this.size, this.module, {
+      maxTasksPerChild: options.maxTasksPerChild ?? null,
+      timeout: options.timeout ?? null,
+      initializer: this.initializer ?? null,
+    });
     for (let i = 0; i < this.size; i++) this.spawn();
     this.updateRef();
   }
@@ -337,7 +352,7 @@ export class Pool extends EventEmitter {
     fn: TaskFunction,
     args: unknown[],
     options: ApplyOptions<unknown>,
-    api: AnyFunction,
+    publicMethod: AnyFunction,
   ): AsyncResult<unknown> {
     const name = functionName(fn, 'applyAsync');
     if (!Array.isArray(args)) {
@@ -347,16 +362,17 @@ export class Pool extends EventEmitter {
     }
     this.checkRunning(`applyAsync('${name}')`);
     const caller = {};
-    Error.captureStackTrace(caller, api);
+    Error.captureStackTrace(caller, publicMethod);
     const id = this.nextTaskId++;
     const result = new AsyncResult<unknown>(
       `task #${id} ${name}()`,
       options.callback,
       options.errorCallback,
       this.reportCallbackError,
+      this.trace?.observer(id),
     );
     const timeout = options.timeout ?? this.options.timeout;
-    this.enqueue(new Task(id, name, args, TaskKind.Apply, result, 0, 1, timeout, caller));
+    this.enqueue(new Task('apply', id, name, args, TaskKind.Apply, result, 0, 1, timeout, caller));
     return result;
   }
 
@@ -423,14 +439,14 @@ export class Pool extends EventEmitter {
     items: Iterable<unknown>,
     options: MapOptions<unknown>,
     kind: TaskKind,
-    api: AnyFunction,
+    publicMethod: AnyFunction,
   ): MapResult<unknown> {
     const name = functionName(fn, 'map');
     const list = this.itemsOf(items, name, kind);
     this.checkRunning(`map('${name}')`);
     const chunksize = this.chunksizeOf(options.chunksize, list.length, name);
     const caller = {};
-    Error.captureStackTrace(caller, api);
+    Error.captureStackTrace(caller, publicMethod);
     const chunks = chunksize === 0 ? 0 : Math.ceil(list.length / chunksize);
     const result = new MapResult<unknown>(
       `map of ${name}() over ${list.length} items`,
@@ -439,8 +455,10 @@ export class Pool extends EventEmitter {
       options.callback,
       options.errorCallback,
       this.reportCallbackError,
+      this.trace?.observer(this.nextTaskId),
     );
-    this.enqueueChunks(name, list, chunksize, kind, result, caller);
+    const api = kind === TaskKind.StarmapChunk ? 'starmap' : 'map';
+    this.enqueueChunks(api, name, list, chunksize, kind, result, caller);
     return result;
   }
 
@@ -483,7 +501,7 @@ export class Pool extends EventEmitter {
     items: Iterable<unknown>,
     options: IMapOptions,
     ordered: boolean,
-    api: AnyFunction,
+    publicMethod: AnyFunction,
   ): IMapIterator<unknown> {
     const name = functionName(fn, ordered ? 'imap' : 'imapUnordered');
     const list = this.itemsOf(items, name, TaskKind.MapChunk);
@@ -493,14 +511,22 @@ export class Pool extends EventEmitter {
       throw new RangeError(`chunksize must be a positive integer, got ${chunksize}`);
     }
     const caller = {};
-    Error.captureStackTrace(caller, api);
+    Error.captureStackTrace(caller, publicMethod);
     const iterator = new IMapIterator<unknown>(
       `${ordered ? 'imap' : 'imapUnordered'} of ${name}()`,
       list.length,
       ordered,
       options.timeout,
     );
-    this.enqueueChunks(name, list, chunksize, TaskKind.MapChunk, iterator, caller);
+    this.enqueueChunks(
+      ordered ? 'imap' : 'imapUnordered',
+      name,
+      list,
+      chunksize,
+      TaskKind.MapChunk,
+      iterator,
+      caller,
+    );
     return iterator;
   }
 
@@ -529,6 +555,7 @@ export class Pool extends EventEmitter {
   }
 
   private enqueueChunks(
+    api: Api,
     name: string,
     list: unknown[],
     chunksize: number,
@@ -539,6 +566,7 @@ export class Pool extends EventEmitter {
     for (let offset = 0; offset < list.length; offset += chunksize) {
       const chunk = list.slice(offset, offset + chunksize);
       const task = new Task(
+        api,
         this.nextTaskId++,
         name,
         chunk,
@@ -563,6 +591,10 @@ export class Pool extends EventEmitter {
   }
 
   private enqueue(task: Task): void {
+    if (this.trace) {
+      task.submittedAt = now();
+      this.trace.submitted(task.id, task.fn, task.api, task.payload, task.count);
+    }
     this.pending++;
     if (this.pending === 1) this.updateRef();
     if (this.broken) {
@@ -644,6 +676,7 @@ export class Pool extends EventEmitter {
       this.settle(task, false, this.unsendable(slot, task, err));
       return;
     }
+    const wasIdle = slot.inflight.length === 0;
     for (const task of batch) {
       task.slot = slot;
       slot.inflight.push(task);
@@ -652,6 +685,14 @@ export class Pool extends EventEmitter {
         task.timer = setTimeout(() => this.timedOut(slot, task), task.timeoutMs);
       }
     }
+    if (this.trace && wasIdle) this.markStarted(slot.inflight[0]!, slot);
+  }
+
+  /** For the trace: a worker runs its tasks in order, so the head of its list is running. */
+  private markStarted(task: Task, slot: WorkerSlot): void {
+    if (task.startedAt !== 0) return;
+    task.startedAt = now();
+    this.trace!.started(task.id, slot.workerId);
   }
 
   /** Why a task could not be sent: the argument (or map item) that cannot be cloned, by position. */
@@ -697,6 +738,12 @@ export class Pool extends EventEmitter {
         break;
       case 'ready':
         slot.state = 'ready';
+        this.trace?.workerStarted(
+          slot.workerId,
+          slot.handle.pid,
+          slot.handle.threadId,
+          this.backend,
+        );
         this.startupFailures = 0;
         if (this.state === 'closed' && this.queued() === 0) this.retire(slot, 'normal');
         else this.dispatch();
@@ -724,16 +771,17 @@ export class Pool extends EventEmitter {
   }
 
   private onResults(slot: WorkerSlot, results: ResultMessage[]): void {
-    for (const [id, outcome, value] of results) {
+    for (const [id, outcome, value, ranMs] of results) {
       const index = slot.inflight.findIndex((t) => t.id === id);
       if (index === -1) continue; // settled already (timed out)
       const task = slot.inflight[index]!;
       slot.inflight.splice(index, 1);
       slot.completed++;
       if (slot.timedTask === task) slot.timedTask = undefined;
-      if (outcome === Outcome.Succeeded) this.settle(task, true, value);
+      if (this.trace) this.markStarted(task, slot);
+      if (outcome === Outcome.Succeeded) this.settle(task, true, value, ranMs);
       else if (outcome === Outcome.Failed) {
-        this.settle(task, false, this.remoteError(decodeThrown(value as never), task, slot));
+        this.settle(task, false, this.remoteError(decodeThrown(value as never), task, slot), ranMs);
       } else {
         const what = task.kind === TaskKind.Apply ? 'result' : 'map results';
         this.settle(
@@ -751,6 +799,7 @@ export class Pool extends EventEmitter {
         );
       }
     }
+    if (this.trace && slot.inflight.length > 0) this.markStarted(slot.inflight[0]!, slot);
     const max = this.options.maxTasksPerChild;
     if (max !== undefined && slot.completed >= max && slot.state === 'ready') {
       this.retire(slot, 'recycled');
@@ -798,8 +847,17 @@ export class Pool extends EventEmitter {
     return err;
   }
 
-  private settle(task: Task, ok: boolean, value: unknown): void {
+  private settle(task: Task, ok: boolean, value: unknown, ranMs?: number): void {
     clearTimeout(task.timer);
+    if (this.trace) {
+      const worker = task.slot?.workerId;
+      if (ok) {
+        const queuedMs = task.startedAt ? Math.max(0, task.startedAt - task.submittedAt) : 0;
+        this.trace.succeeded(task.id, worker ?? 0, value, ranMs ?? 0, queuedMs);
+      } else {
+        this.trace.failed(task.id, worker, value, ranMs);
+      }
+    }
     task.sink.taskSettled(ok, value, task.offset, task.count);
     this.pending--;
     if (this.pending === 0) this.updateRef();
@@ -851,6 +909,7 @@ export class Pool extends EventEmitter {
       workerId: slot.workerId,
       initializer: this.initializer,
       initArgs: this.options.initArgs ?? [],
+      trace: this.trace !== undefined,
     });
   }
 
@@ -894,9 +953,18 @@ export class Pool extends EventEmitter {
     };
     slot.state = 'gone';
     this.slots.delete(slot);
+    const lost = slot.inflight.map((t) => t.id);
     if (crashed && this.state !== 'terminated') {
       this.failInflight(slot, exit, reason as WorkerExitReason);
     }
+    this.trace?.workerExited(
+      slot.workerId,
+      exit.exitCode,
+      exit.signal,
+      reason,
+      crashed ? lost : [],
+      slot.handle.stderrTail(),
+    );
     this.emit('workerExit', info);
     slot.markExited();
 
@@ -985,6 +1053,7 @@ export class Pool extends EventEmitter {
   close(): void {
     if (this.state !== 'running') return;
     this.state = 'closed';
+    this.trace?.closed();
     this.updateRef();
     // Workers still starting retire when they are ready (see onMessage).
     if (this.queued() === 0) this.retireIdle();
@@ -997,6 +1066,7 @@ export class Pool extends EventEmitter {
   terminate(): Promise<void> {
     if (this.state !== 'terminated') {
       this.state = 'terminated';
+      this.trace?.terminated();
       const error = (task: Task): PoolTerminatedError =>
         this.taskError(
           task,

@@ -11,6 +11,8 @@ import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
 import { decodeThrown } from './error-codec';
 import { PoolStateError, WorkerModuleError } from './errors';
+import { tracer } from './trace/emitter';
+import { errorInfo } from './trace/error-info';
 import { functionName, locationOf, resolveModule, type TaskFunction } from './pool';
 
 export interface ProcessOptions {
@@ -74,6 +76,12 @@ export class Process {
     };
     handle.onExit = (exit) => {
       this.exit = exit;
+      tracer?.emit('process.exited', {
+        name: this.name,
+        exitCode: exit.exitCode,
+        signal: exit.signal,
+        ...(this.failure ? { error: errorInfo(this.failure) } : {}),
+      });
       this.markExited();
     };
     handle.send({
@@ -82,7 +90,16 @@ export class Process {
       workerId: 0,
       initializer: undefined,
       initArgs: [],
+      trace: false,
       target: { fn: this.target, args: this.options.args ?? [] },
+    });
+    tracer?.emit('process.started', {
+      name: this.name,
+      target: this.target,
+      backend: this.backend,
+      ...(this.backend === 'process'
+        ? { processPid: handle.pid }
+        : { processTid: handle.threadId }),
     });
   }
 

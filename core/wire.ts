@@ -27,8 +27,8 @@ export const Outcome = {
 } as const;
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
-/** [task id, outcome, value or ThrownRecord or message] */
-export type ResultMessage = [number, Outcome, unknown];
+/** [task id, outcome, value or ThrownRecord or message, ms the task ran (only when tracing)] */
+export type ResultMessage = [number, Outcome, unknown] | [number, Outcome, unknown, number];
 
 export interface InitMessage {
   t: 'init';
@@ -37,6 +37,8 @@ export interface InitMessage {
   workerId: number;
   initializer: string | undefined;
   initArgs: unknown[];
+  /** A trace sink is attached: time each task. */
+  trace: boolean;
   /** Set for a `Process`: run this function once with these arguments, then exit. */
   target?: { fn: string; args: unknown[] };
 }

@@ -74,6 +74,7 @@ function watchParent(): void {
 }
 
 let workerId = 0;
+let timed = false;
 let moduleUrl = '';
 let workerExports: Record<string, unknown> = {};
 const functions = new Map<string, (...args: unknown[]) => unknown>();
@@ -207,17 +208,21 @@ async function drain(): Promise<void> {
     }
     const task = queue[head]!;
     queue[head++] = undefined as unknown as TaskMessage;
+    const startedAt = timed ? performance.now() : 0;
+    let result: ResultMessage;
     try {
       const value = start(task);
       if (isPromiseLike(value)) {
         flush();
-        push([task[0], Outcome.Succeeded, await value]);
+        result = [task[0], Outcome.Succeeded, await value];
       } else {
-        push([task[0], Outcome.Succeeded, value]);
+        result = [task[0], Outcome.Succeeded, value];
       }
     } catch (err) {
-      push([task[0], Outcome.Failed, encodeThrown(err)]);
+      result = [task[0], Outcome.Failed, encodeThrown(err)];
     }
+    if (timed) result.push(performance.now() - startedAt);
+    push(result);
   }
   queue.length = 0;
   head = 0;
@@ -241,6 +246,7 @@ async function runTarget(init: InitMessage): Promise<void> {
 
 async function onInit(init: InitMessage): Promise<void> {
   workerId = init.workerId;
+  timed = init.trace;
   try {
     await loadModule(init);
   } catch (err) {
