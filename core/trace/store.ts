@@ -1,0 +1,559 @@
+/**
+ * The Store: the one reducer from protocol events to a model of runs, pools, workers, tasks,
+ * errors, callbacks and processes. Every view (terminal, editor tree, panel, saved-trace summary)
+ * reads this model; none re-derives it from raw events.
+ *
+ * It is fed one event at a time, from a live socket or a replayed file alike, and it tolerates
+ * what real streams do: events from several processes slightly out of order, a task whose end
+ * arrives before its start, malformed lines (reported in `problems` and skipped, never fatal).
+ *
+ * Memory is bounded: each pool keeps rich models for its last `tasksPerPool` tasks, but its
+ * counts stay exact because every task's state also lives in one byte of a table indexed by
+ * task id.
+ */
+import { PROTOCOL_VERSION, type ErrorInfo, type EventOf, type TraceEvent } from './protocol';
+
+export type TaskState = 'queued' | 'running' | 'passed' | 'failed' | 'errored';
+
+/** Failures of the machinery rather than of the task's own code: the Testing API's "errored". */
+const INFRASTRUCTURE_ERRORS = new Set([
+  'WorkerExitError',
+  'TaskTimeoutError',
+  'PoolTerminatedError',
+  'SerializationError',
+  'WorkerModuleError',
+  'FunctionNotFoundError',
+]);
+
+const STATE_CODES: TaskState[] = ['queued', 'running', 'passed', 'failed', 'errored'];
+const UNKNOWN = 255;
+
+export interface TaskModel {
+  id: number;
+  fn: string;
+  kind: string;
+  args: string;
+  items: number;
+  state: TaskState;
+  worker?: number;
+  submittedAt?: number;
+  startedAt?: number;
+  endedAt?: number;
+  durationMs?: number;
+  queuedMs?: number;
+  result?: string;
+  error?: ErrorInfo;
+}
+
+export interface WorkerModel {
+  id: number;
+  pid?: number;
+  tid?: number;
+  state: 'running' | 'exited';
+  startedAt: number;
+  exitedAt?: number;
+  exitCode: number | null;
+  signal: string | null;
+  reason?: string;
+  tasksDone: number;
+  tasksFailed: number;
+  /** The task it is running, as far as the trace says. */
+  current?: number;
+}
+
+export interface Counts {
+  submitted: number;
+  queued: number;
+  running: number;
+  passed: number;
+  failed: number;
+  errored: number;
+}
+
+export interface PoolModel {
+  id: string;
+  pid: number;
+  backend: string;
+  size: number;
+  module: string;
+  options: Record<string, unknown>;
+  state: 'running' | 'closed' | 'terminated';
+  createdAt: number;
+  counts: Counts;
+  workers: Map<number, WorkerModel>;
+  /** The last `tasksPerPool` tasks, oldest first. */
+  tasks: Map<number, TaskModel>;
+  /** Tasks whose rich model was dropped to bound memory (their counts remain). */
+  evicted: number;
+  durations: { count: number; totalMs: number; maxMs: number };
+  lastTs: number;
+}
+
+export interface ErrorEntry {
+  ts: number;
+  /** Where it came from: a task, a callback that threw, a Process. */
+  source: 'task' | 'callback' | 'errorCallback' | 'process';
+  pool?: string;
+  task?: number;
+  worker?: number;
+  fn?: string;
+  process?: string;
+  error: ErrorInfo;
+}
+
+export interface ProcessModel {
+  name: string;
+  pid: number;
+  target: string;
+  backend: string;
+  processPid?: number;
+  processTid?: number;
+  state: 'running' | 'exited';
+  startedAt: number;
+  exitedAt?: number;
+  exitCode: number | null;
+  signal: string | null;
+  error?: ErrorInfo;
+}
+
+export interface RunModel {
+  id: string;
+  argv?: string[];
+  cwd?: string;
+  runtime?: string;
+  startedAt: number;
+  endedAt?: number;
+  exitCode?: number | null;
+  signal?: string | null;
+  pools: Map<string, PoolModel>;
+  processes: Map<string, ProcessModel>;
+  /** The last `errorsPerRun` errors; `errorCount` counts them all. */
+  errors: ErrorEntry[];
+  errorCount: number;
+  callbacks: { invoked: number; threw: number };
+  getTimeouts: number;
+  /** The last `outputLines` lines of program output. */
+  output: { stream: string; text: string }[];
+  dropped: number;
+  events: number;
+  lastTs: number;
+}
+
+export interface StoreOptions {
+  tasksPerPool?: number;
+  errorsPerRun?: number;
+  outputLines?: number;
+  problemsKept?: number;
+}
+
+/** Per pool: one byte per task id (its state code), grown as ids grow. */
+class StateTable {
+  private codes = new Uint8Array(1024).fill(UNKNOWN);
+
+  get(id: number): number {
+    return id < this.codes.length ? this.codes[id]! : UNKNOWN;
+  }
+
+  set(id: number, code: number): void {
+    if (id >= this.codes.length) {
+      let size = this.codes.length;
+      while (size <= id) size *= 2;
+      const grown = new Uint8Array(size).fill(UNKNOWN);
+      grown.set(this.codes);
+      this.codes = grown;
+    }
+    this.codes[id] = code;
+  }
+}
+
+const RANK = [0, 1, 2, 2, 2];
+
+export class Store {
+  readonly runs = new Map<string, RunModel>();
+  /** Lines or events that could not be used, with why; the last `problemsKept`. */
+  readonly problems: string[] = [];
+  problemCount = 0;
+  /** Bumped by every event applied: a view can tell whether to redraw. */
+  version = 0;
+  private readonly tables = new Map<PoolModel, StateTable>();
+  private readonly tasksPerPool: number;
+  private readonly errorsPerRun: number;
+  private readonly outputLines: number;
+  private readonly problemsKept: number;
+
+  constructor(options: StoreOptions = {}) {
+    this.tasksPerPool = options.tasksPerPool ?? 1000;
+    this.errorsPerRun = options.errorsPerRun ?? 500;
+    this.outputLines = options.outputLines ?? 1000;
+    this.problemsKept = options.problemsKept ?? 100;
+  }
+
+  /** Parses and applies one JSONL line; a bad line is reported in `problems` and skipped. */
+  applyLine(line: string, where = 'line'): void {
+    const text = line.trim();
+    if (text === '') return;
+    let event: unknown;
+    try {
+      event = JSON.parse(text);
+    } catch (err) {
+      this.problem(`${where}: not JSON (${(err as Error).message}): ${text.slice(0, 80)}`);
+      return;
+    }
+    this.applyUnknown(event, where);
+  }
+
+  /** Applies a value that should be an event, checking its envelope first. */
+  applyUnknown(event: unknown, where = 'event'): void {
+    if (typeof event !== 'object' || event === null) {
+      this.problem(`${where}: not an event object`);
+      return;
+    }
+    const e = event as Partial<TraceEvent>;
+    if (e.v !== PROTOCOL_VERSION) {
+      this.problem(`${where}: protocol version ${String(e.v)}, expected ${PROTOCOL_VERSION}`);
+      return;
+    }
+    if (typeof e.type !== 'string' || typeof e.run !== 'string' || typeof e.ts !== 'number') {
+      this.problem(`${where}: missing type, run or ts`);
+      return;
+    }
+    try {
+      this.apply(e as TraceEvent);
+    } catch (err) {
+      this.problem(`${where}: ${e.type} event could not be applied: ${(err as Error).message}`);
+    }
+  }
+
+  private problem(text: string): void {
+    this.problemCount++;
+    this.problems.push(text);
+    if (this.problems.length > this.problemsKept) this.problems.shift();
+  }
+
+  apply(event: TraceEvent): void {
+    const run = this.run(event.run, event.ts);
+    run.events++;
+    if (event.ts > run.lastTs) run.lastTs = event.ts;
+    this.version++;
+    switch (event.type) {
+      case 'run.start':
+        run.argv = event.argv;
+        run.cwd = event.cwd;
+        run.runtime = event.runtime;
+        run.startedAt = Math.min(run.startedAt, event.ts);
+        break;
+      case 'run.end':
+        run.endedAt = event.ts;
+        run.exitCode = event.exitCode;
+        run.signal = event.signal;
+        break;
+      case 'pool.created': {
+        const pool = this.pool(run, event.pool, event.pid, event.ts);
+        pool.backend = event.backend;
+        pool.size = event.size;
+        pool.module = event.module;
+        pool.options = event.options;
+        pool.createdAt = event.ts;
+        break;
+      }
+      case 'pool.closed':
+        this.pool(run, event.pool, event.pid, event.ts).state = 'closed';
+        break;
+      case 'pool.terminated':
+        this.pool(run, event.pool, event.pid, event.ts).state = 'terminated';
+        break;
+      case 'worker.started': {
+        const worker = this.worker(
+          this.pool(run, event.pool, event.pid, event.ts),
+          event.worker,
+          event.ts,
+        );
+        if (event.workerPid !== undefined) worker.pid = event.workerPid;
+        if (event.workerTid !== undefined) worker.tid = event.workerTid;
+        worker.startedAt = Math.min(worker.startedAt, event.ts);
+        break;
+      }
+      case 'worker.exited': {
+        const worker = this.worker(
+          this.pool(run, event.pool, event.pid, event.ts),
+          event.worker,
+          event.ts,
+        );
+        worker.state = 'exited';
+        worker.exitedAt = event.ts;
+        worker.exitCode = event.exitCode;
+        worker.signal = event.signal;
+        worker.reason = event.reason;
+        delete worker.current;
+        break;
+      }
+      case 'task.submitted':
+        this.taskSubmitted(run, event);
+        break;
+      case 'task.started':
+        this.taskStarted(run, event);
+        break;
+      case 'task.succeeded':
+      case 'task.failed':
+        this.taskEnded(run, event);
+        break;
+      case 'callback.invoked':
+        run.callbacks.invoked++;
+        if (event.error) {
+          run.callbacks.threw++;
+          this.error(run, {
+            ts: event.ts,
+            source: event.which,
+            pool: event.pool,
+            task: event.task,
+            error: event.error,
+          });
+        }
+        break;
+      case 'result.timeout':
+        run.getTimeouts++;
+        break;
+      case 'process.started':
+        run.processes.set(event.name, {
+          name: event.name,
+          pid: event.pid,
+          target: event.target,
+          backend: event.backend,
+          ...(event.processPid !== undefined ? { processPid: event.processPid } : {}),
+          ...(event.processTid !== undefined ? { processTid: event.processTid } : {}),
+          state: 'running',
+          startedAt: event.ts,
+          exitCode: null,
+          signal: null,
+        });
+        break;
+      case 'process.exited': {
+        const proc = run.processes.get(event.name) ?? {
+          name: event.name,
+          pid: event.pid,
+          target: '?',
+          backend: '?',
+          state: 'running' as const,
+          startedAt: event.ts,
+          exitCode: null,
+          signal: null,
+        };
+        proc.state = 'exited';
+        proc.exitedAt = event.ts;
+        proc.exitCode = event.exitCode;
+        proc.signal = event.signal;
+        if (event.error) {
+          proc.error = event.error;
+          this.error(run, {
+            ts: event.ts,
+            source: 'process',
+            process: event.name,
+            error: event.error,
+          });
+        }
+        run.processes.set(event.name, proc);
+        break;
+      }
+      case 'output':
+        run.output.push({ stream: event.stream, text: event.text });
+        if (run.output.length > this.outputLines)
+          run.output.splice(0, run.output.length - this.outputLines);
+        break;
+      case 'events.dropped':
+        run.dropped += event.count;
+        break;
+      default:
+        this.problem(`unknown event type ${(event as { type: string }).type} (skipped)`);
+    }
+  }
+
+  // ---- Models, created on first sight so that any event order works
+
+  private run(id: string, ts: number): RunModel {
+    let run = this.runs.get(id);
+    if (!run) {
+      run = {
+        id,
+        startedAt: ts,
+        pools: new Map(),
+        processes: new Map(),
+        errors: [],
+        errorCount: 0,
+        callbacks: { invoked: 0, threw: 0 },
+        getTimeouts: 0,
+        output: [],
+        dropped: 0,
+        events: 0,
+        lastTs: ts,
+      };
+      this.runs.set(id, run);
+    }
+    return run;
+  }
+
+  private pool(run: RunModel, id: string, pid: number, ts: number): PoolModel {
+    let pool = run.pools.get(id);
+    if (!pool) {
+      pool = {
+        id,
+        pid,
+        backend: '?',
+        size: 0,
+        module: '?',
+        options: {},
+        state: 'running',
+        createdAt: ts,
+        counts: { submitted: 0, queued: 0, running: 0, passed: 0, failed: 0, errored: 0 },
+        workers: new Map(),
+        tasks: new Map(),
+        evicted: 0,
+        durations: { count: 0, totalMs: 0, maxMs: 0 },
+        lastTs: ts,
+      };
+      run.pools.set(id, pool);
+      this.tables.set(pool, new StateTable());
+    }
+    if (ts > pool.lastTs) pool.lastTs = ts;
+    return pool;
+  }
+
+  private worker(pool: PoolModel, id: number, ts: number): WorkerModel {
+    let worker = pool.workers.get(id);
+    if (!worker) {
+      worker = {
+        id,
+        state: 'running',
+        startedAt: ts,
+        exitCode: null,
+        signal: null,
+        tasksDone: 0,
+        tasksFailed: 0,
+      };
+      pool.workers.set(id, worker);
+    }
+    return worker;
+  }
+
+  private task(pool: PoolModel, id: number): TaskModel {
+    let task = pool.tasks.get(id);
+    if (task) return task;
+    const table = this.tables.get(pool)!;
+    const code = table.get(id);
+    if (code === UNKNOWN) {
+      table.set(id, 0);
+      pool.counts.submitted++;
+      pool.counts.queued++;
+    }
+    task = {
+      id,
+      fn: '?',
+      kind: 'apply',
+      args: '',
+      items: 1,
+      state: STATE_CODES[code === UNKNOWN ? 0 : code]!,
+    };
+    pool.tasks.set(id, task);
+    if (pool.tasks.size > this.tasksPerPool) this.evictOne(pool);
+    return task;
+  }
+
+  /** Drops the oldest settled task model (or the oldest of all if none is settled nearby). */
+  private evictOne(pool: PoolModel): void {
+    let scanned = 0;
+    for (const [id, task] of pool.tasks) {
+      if (task.state !== 'queued' && task.state !== 'running') {
+        pool.tasks.delete(id);
+        pool.evicted++;
+        return;
+      }
+      if (++scanned >= 64) break;
+    }
+    const first = pool.tasks.keys().next().value;
+    if (first !== undefined) {
+      pool.tasks.delete(first);
+      pool.evicted++;
+    }
+  }
+
+  /** Moves a task to `state` unless it is already further along; keeps counts exact. */
+  private move(pool: PoolModel, task: TaskModel, state: TaskState): boolean {
+    const table = this.tables.get(pool)!;
+    // task() gave every task a code, so `from` is known here.
+    const from = table.get(task.id);
+    const to = STATE_CODES.indexOf(state);
+    if (RANK[from]! >= RANK[to]!) return false;
+    pool.counts[STATE_CODES[from]!]--;
+    pool.counts[state]++;
+    table.set(task.id, to);
+    task.state = state;
+    return true;
+  }
+
+  private taskSubmitted(run: RunModel, e: EventOf<'task.submitted'>): void {
+    const pool = this.pool(run, e.pool, e.pid, e.ts);
+    const task = this.task(pool, e.task);
+    task.fn = e.fn;
+    task.kind = e.kind;
+    task.args = e.args;
+    task.items = e.items;
+    task.submittedAt = e.ts;
+  }
+
+  private taskStarted(run: RunModel, e: EventOf<'task.started'>): void {
+    const pool = this.pool(run, e.pool, e.pid, e.ts);
+    const task = this.task(pool, e.task);
+    task.worker = e.worker;
+    task.startedAt = e.ts;
+    if (this.move(pool, task, 'running')) this.worker(pool, e.worker, e.ts).current = e.task;
+  }
+
+  private taskEnded(run: RunModel, e: EventOf<'task.succeeded'> | EventOf<'task.failed'>): void {
+    const pool = this.pool(run, e.pool, e.pid, e.ts);
+    const task = this.task(pool, e.task);
+    task.endedAt = e.ts;
+    if (e.worker !== undefined) task.worker = e.worker;
+    if (e.durationMs !== undefined) {
+      task.durationMs = e.durationMs;
+      task.startedAt ??= e.ts - e.durationMs;
+    }
+    let state: TaskState;
+    if (e.type === 'task.succeeded') {
+      state = 'passed';
+      task.result = e.result;
+      task.queuedMs = e.queuedMs;
+    } else {
+      state = INFRASTRUCTURE_ERRORS.has(e.error.name) ? 'errored' : 'failed';
+      task.error = e.error;
+    }
+    if (!this.move(pool, task, state)) return;
+    if (e.durationMs !== undefined) {
+      pool.durations.count++;
+      pool.durations.totalMs += e.durationMs;
+      if (e.durationMs > pool.durations.maxMs) pool.durations.maxMs = e.durationMs;
+    }
+    if (task.worker !== undefined && task.worker > 0) {
+      const worker = this.worker(pool, task.worker, e.ts);
+      if (state === 'passed') worker.tasksDone++;
+      else worker.tasksFailed++;
+      if (worker.current === task.id) delete worker.current;
+    }
+    if (e.type === 'task.failed') {
+      this.error(run, {
+        ts: e.ts,
+        source: 'task',
+        pool: pool.id,
+        task: task.id,
+        ...(task.worker !== undefined ? { worker: task.worker } : {}),
+        fn: task.fn,
+        error: e.error,
+      });
+    }
+  }
+
+  private error(run: RunModel, entry: ErrorEntry): void {
+    run.errorCount++;
+    run.errors.push(entry);
+    if (run.errors.length > this.errorsPerRun)
+      run.errors.splice(0, run.errors.length - this.errorsPerRun);
+  }
+}

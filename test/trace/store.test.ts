@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { TraceEvent } from 'poolscope/internal/trace/protocol';
+import { Store } from 'poolscope/internal/trace/store';
+
+const examples = join(__dirname, '..', '..', '..', 'examples');
+
+/** Runs an example with a file sink and returns its trace lines. */
+function traceOf(example: string, args: string[] = []): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'poolscope-test-'));
+  try {
+    const file = join(dir, 'trace.jsonl');
+    const run = spawnSync(process.execPath, [join(examples, example), ...args], {
+      env: { ...process.env, POOLSCOPE_TRACE: `file:${file}`, POOLSCOPE_RUN: 'test-run' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(run.status, 0, run.stderr);
+    return readFileSync(file, 'utf8').trim().split('\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const base = { v: 1 as const, pid: 10, tid: 0, run: 'r' };
+let clock = 1000;
+function ev<T extends TraceEvent['type']>(type: T, fields: Record<string, unknown>): TraceEvent {
+  return { ...base, ts: clock++, type, ...fields } as TraceEvent;
+}
+const failure = (name: string) => ({
+  thrown: 'error',
+  name,
+  message: `${name} happened`,
+  frames: [],
+  props: {},
+});
+
+describe('the Store', () => {
+  it('replays a real trace: counts, workers, errors and callbacks match the run', () => {
+    const store = new Store();
+    for (const line of traceOf('apply-async-callbacks.mjs')) store.applyLine(line);
+    assert.deepEqual(store.problems, []);
+    const run = store.runs.get('test-run')!;
+    assert.equal(run.pools.size, 1);
+    const pool = [...run.pools.values()][0]!;
+    assert.equal(pool.backend, 'process');
+    assert.equal(pool.size, 2);
+    assert.equal(pool.state, 'closed');
+    assert.deepEqual(pool.counts, {
+      submitted: 5,
+      queued: 0,
+      running: 0,
+      passed: 3,
+      failed: 2,
+      errored: 0,
+    });
+    assert.equal(pool.workers.size, 2);
+    for (const w of pool.workers.values()) {
+      assert.equal(w.state, 'exited');
+      assert.equal(w.exitCode, 0);
+      assert.equal(w.reason, 'normal');
+      assert.equal(typeof w.pid, 'number');
+    }
+    assert.equal(run.errorCount, 2);
+    assert.ok(
+      run.errors.every((e) => e.error.name === 'RangeError' && e.error.code === 'E_NEGATIVE'),
+    );
+    assert.equal(run.errors[0]!.fn, 'checkedSqrt');
+    assert.ok(run.errors[0]!.error.frames.some((f) => f.fn === 'checkedSqrt' && f.line! > 0));
+    assert.deepEqual(run.callbacks, { invoked: 5, threw: 0 });
+    const task = [...pool.tasks.values()].find((t) => t.state === 'passed')!;
+    assert.equal(task.fn, 'checkedSqrt');
+    assert.match(task.args, /^\[ \d+ \]$/);
+    assert.ok(task.durationMs! >= 0);
+  });
+
+  it('replays a crash: the lost task is errored and the worker exit has its code and signal', () => {
+    const store = new Store();
+    for (const line of traceOf('worker-killed.mjs')) store.applyLine(line);
+    const pool = [...store.runs.get('test-run')!.pools.values()][0]!;
+    assert.equal(pool.counts.errored, 2);
+    const exits = [...pool.workers.values()].filter(
+      (w) => w.reason === 'killed' || w.reason === 'crash',
+    );
+    assert.deepEqual(
+      exits.map((w) => [w.exitCode, w.signal, w.reason]),
+      [
+        [-9, 'SIGKILL', 'killed'],
+        [3, null, 'crash'],
+      ],
+    );
+  });
+
+  it('takes events in any order and never moves a task backwards', () => {
+    const store = new Store();
+    store.apply(
+      ev('task.succeeded', {
+        pool: '10:1',
+        task: 1,
+        worker: 1,
+        result: '4',
+        durationMs: 2,
+        queuedMs: 0,
+      }),
+    );
+    store.apply(ev('task.started', { pool: '10:1', task: 1, worker: 1 }));
+    store.apply(
+      ev('task.submitted', {
+        pool: '10:1',
+        task: 1,
+        fn: 'square',
+        kind: 'apply',
+        args: '[ 2 ]',
+        items: 1,
+      }),
+    );
+    store.apply(
+      ev('pool.created', {
+        pool: '10:1',
+        backend: 'thread',
+        size: 2,
+        module: '/m.mjs',
+        options: {},
+      }),
+    );
+    const pool = store.runs.get('r')!.pools.get('10:1')!;
+    assert.deepEqual(pool.counts, {
+      submitted: 1,
+      queued: 0,
+      running: 0,
+      passed: 1,
+      failed: 0,
+      errored: 0,
+    });
+    const task = pool.tasks.get(1)!;
+    assert.equal(task.state, 'passed');
+    assert.equal(task.fn, 'square');
+    assert.equal(pool.backend, 'thread');
+    assert.equal(pool.workers.get(1)!.tasksDone, 1);
+  });
+
+  it('tells failed (the task threw) from errored (the worker died, a timeout, terminate)', () => {
+    const store = new Store();
+    store.apply(ev('task.failed', { pool: 'p', task: 1, worker: 1, error: failure('TypeError') }));
+    store.apply(
+      ev('task.failed', { pool: 'p', task: 2, worker: 1, error: failure('WorkerExitError') }),
+    );
+    store.apply(ev('task.failed', { pool: 'p', task: 3, error: failure('PoolTerminatedError') }));
+    const pool = store.runs.get('r')!.pools.get('p')!;
+    assert.equal(pool.counts.failed, 1);
+    assert.equal(pool.counts.errored, 2);
+    assert.equal(store.runs.get('r')!.errorCount, 3);
+  });
+
+  it('keeps exact counts while evicting old task models', () => {
+    const store = new Store({ tasksPerPool: 100 });
+    for (let i = 1; i <= 10_000; i++) {
+      store.apply(
+        ev('task.submitted', { pool: 'p', task: i, fn: 'f', kind: 'apply', args: '[]', items: 1 }),
+      );
+    }
+    for (let i = 1; i <= 10_000; i++) {
+      if (i % 10 === 0)
+        store.apply(ev('task.failed', { pool: 'p', task: i, worker: 1, error: failure('Error') }));
+      else
+        store.apply(
+          ev('task.succeeded', {
+            pool: 'p',
+            task: i,
+            worker: 1,
+            result: '1',
+            durationMs: 1,
+            queuedMs: 0,
+          }),
+        );
+    }
+    const pool = store.runs.get('r')!.pools.get('p')!;
+    assert.deepEqual(pool.counts, {
+      submitted: 10_000,
+      queued: 0,
+      running: 0,
+      passed: 9_000,
+      failed: 1_000,
+      errored: 0,
+    });
+    assert.ok(pool.tasks.size <= 100);
+    assert.ok(pool.evicted >= 9_900);
+    assert.equal(pool.durations.count, 9_000);
+    assert.equal(pool.workers.get(1)!.tasksDone, 9_000);
+    assert.equal(pool.workers.get(1)!.tasksFailed, 1_000);
+    assert.equal(store.runs.get('r')!.errorCount, 1_000);
+    assert.ok(store.runs.get('r')!.errors.length <= 500);
+  });
+
+  it('reports malformed lines and goes on', () => {
+    const store = new Store();
+    store.applyLine('{not json');
+    store.applyLine('42');
+    store.applyLine(JSON.stringify({ v: 2, type: 'run.start', run: 'r', ts: 1 }));
+    store.applyLine(JSON.stringify({ v: 1, run: 'r' }));
+    store.applyLine(JSON.stringify({ ...base, ts: 5, type: 'no.such.event' }));
+    store.applyLine('');
+    store.applyLine(
+      JSON.stringify(
+        ev('pool.created', { pool: 'p', backend: 'process', size: 1, module: '/m', options: {} }),
+      ),
+    );
+    assert.equal(store.problemCount, 5);
+    assert.match(store.problems[0]!, /not JSON/);
+    assert.match(store.problems[2]!, /protocol version 2/);
+    assert.match(store.problems[4]!, /unknown event type no\.such\.event/);
+    assert.equal(store.runs.get('r')!.pools.get('p')!.size, 1);
+  });
+});
