@@ -853,9 +853,9 @@ export class Pool extends EventEmitter {
       const worker = task.slot?.workerId;
       if (ok) {
         const queuedMs = task.startedAt ? Math.max(0, task.startedAt - task.submittedAt) : 0;
-        this.trace.succeeded(task.id, worker ?? 0, value, ranMs ?? 0, queuedMs);
+        this.trace.succeeded(task.id, task.fn, worker ?? 0, value, ranMs ?? 0, queuedMs);
       } else {
-        this.trace.failed(task.id, worker, value, ranMs);
+        this.trace.failed(task.id, task.fn, worker, value, ranMs);
       }
     }
     task.sink.taskSettled(ok, value, task.offset, task.count);

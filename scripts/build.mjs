@@ -3,7 +3,7 @@
 // hooks as ESM, and the type declarations with tsc.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
+import { chmodSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -13,6 +13,7 @@ const list = (dir) =>
   );
 
 rmSync(join(root, 'dist'), { recursive: true, force: true });
+rmSync(join(root, 'out'), { recursive: true, force: true });
 const core = list('core');
 const common = {
   platform: 'node',
@@ -34,6 +35,28 @@ await build({
   outfile: 'dist/core/worker/ts-hooks.mjs',
   format: 'esm',
 });
+// The CLI: cli/*.ts to CommonJS in dist/cli, main.js with a shebang; register.mts as ESM.
+await build({
+  ...common,
+  entryPoints: list('cli').filter((f) => f !== 'cli/main.ts'),
+  outdir: 'dist/cli',
+  outbase: 'cli',
+  format: 'cjs',
+});
+await build({
+  ...common,
+  entryPoints: ['cli/main.ts'],
+  outfile: 'dist/cli/main.js',
+  format: 'cjs',
+  banner: { js: '#!/usr/bin/env node' },
+});
+await build({
+  ...common,
+  entryPoints: ['cli/register.mts'],
+  outfile: 'dist/cli/register.mjs',
+  format: 'esm',
+});
+chmodSync(join(root, 'dist/cli/main.js'), 0o755);
 // Tests: TypeScript files to CommonJS, run by node's test runner from out/.
 await build({
   ...common,
@@ -49,4 +72,10 @@ execFileSync(
     cwd: root,
     stdio: 'inherit',
   },
+);
+// The protocol's JSON Schema, published for other producers and consumers.
+const { protocolJsonSchema } = await import(join(root, 'dist/core/trace/protocol.js'));
+writeFileSync(
+  join(root, 'docs/protocol.schema.json'),
+  `${JSON.stringify(protocolJsonSchema(), null, 2)}\n`,
 );

@@ -101,6 +101,7 @@ export class PoolTrace {
 
   succeeded(
     task: number,
+    fn: string,
     worker: number,
     value: unknown,
     durationMs: number,
@@ -109,6 +110,7 @@ export class PoolTrace {
     this.tracer.emit('task.succeeded', {
       pool: this.pool,
       task,
+      fn,
       worker,
       result: preview(value),
       durationMs,
@@ -118,6 +120,7 @@ export class PoolTrace {
 
   failed(
     task: number,
+    fn: string,
     worker: number | undefined,
     error: unknown,
     durationMs: number | undefined,
@@ -125,6 +128,7 @@ export class PoolTrace {
     this.tracer.emit('task.failed', {
       pool: this.pool,
       task,
+      fn,
       ...(worker !== undefined ? { worker } : {}),
       error: errorInfo(error),
       ...(durationMs !== undefined ? { durationMs } : {}),

@@ -118,7 +118,6 @@ export const RunStart = event('run.start', {
 export const RunEnd = event('run.end', {
   exitCode: Type.Union([Type.Integer(), Type.Null()]),
   signal: Type.Union([Type.String(), Type.Null()]),
-  /** The program ended without a `run.end` of its own: the consumer saw the process go. */
   durationMs: Type.Number(),
 });
 export const PoolCreated = event('pool.created', {
@@ -165,6 +164,8 @@ export const TaskStarted = event('task.started', {
 export const TaskSucceeded = event('task.succeeded', {
   pool: PoolId,
   task: TaskId,
+  /** Repeated from task.submitted so that an end event stands on its own. */
+  fn: Type.String(),
   worker: WorkerNo,
   result: Type.String({ description: 'bounded preview' }),
   /** From start to end in the worker, and from submission to start. */
@@ -174,6 +175,7 @@ export const TaskSucceeded = event('task.succeeded', {
 export const TaskFailed = event('task.failed', {
   pool: PoolId,
   task: TaskId,
+  fn: Type.String(),
   /** Absent when the task failed before any worker ran it (terminate, unsendable argument). */
   worker: Type.Optional(WorkerNo),
   error: Type.Ref(ErrorInfo),
@@ -241,11 +243,13 @@ export type EventOf<T extends TraceEventType> = Extract<TraceEvent, { type: T }>
 
 /** The JSON Schema of one event line, with ErrorInfo as a definition. */
 export function protocolJsonSchema(): Record<string, unknown> {
-  return {
-    $schema: 'http://json-schema.org/draft-07/schema#',
-    $id: 'https://poolscope.dev/protocol/v1.json',
-    title: 'Poolscope trace event, protocol v1',
-    definitions: { ErrorInfo },
-    ...JSON.parse(JSON.stringify(TraceEvent)),
-  };
+  return JSON.parse(
+    JSON.stringify({
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      title: 'Poolscope trace event, protocol v1',
+      definitions: { ErrorInfo },
+      ...TraceEvent,
+      $id: 'https://poolscope.dev/protocol/v1.json',
+    }),
+  ) as Record<string, unknown>;
 }

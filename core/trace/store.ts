@@ -511,6 +511,7 @@ export class Store {
     const pool = this.pool(run, e.pool, e.pid, e.ts);
     const task = this.task(pool, e.task);
     task.endedAt = e.ts;
+    task.fn = e.fn;
     if (e.worker !== undefined) task.worker = e.worker;
     if (e.durationMs !== undefined) {
       task.durationMs = e.durationMs;

@@ -1,5 +1,5 @@
 /**
- * Module hooks that let a worker module be TypeScript: `.ts`/`.mts`/`.cts` files are transpiled
+ * Module hooks for worker modules and for scripts run by the CLI. They let a module be TypeScript: `.ts`/`.mts`/`.cts` files are transpiled
  * with esbuild as they load (types are stripped, not checked), with inline source maps so stack
  * traces point at the TypeScript lines. Relative imports written the TypeScript way
  * (`./helper`, `./helper.js` for `helper.ts`) resolve too. Registered only in workers whose
@@ -31,6 +31,20 @@ function fromTypeScript(parentURL: string | undefined): boolean {
   );
 }
 
+/** This package's root: dist/core/worker/ts-hooks.mjs is three levels down. */
+const PACKAGE_ROOT = new URL('../../../', import.meta.url);
+
+/**
+ * `poolscope` for a script whose project does not install it (run by the CLI or the editor):
+ * this copy. A project that installs its own keeps it.
+ */
+function bundledPoolscope(specifier: string): string | undefined {
+  if (specifier !== 'poolscope' && !specifier.startsWith('poolscope/')) return undefined;
+  const sub = specifier === 'poolscope' ? 'index' : specifier.slice('poolscope/'.length);
+  if (!/^[a-z-]+$/.test(sub)) return undefined;
+  return new URL(`dist/core/${sub}.js`, PACKAGE_ROOT).href;
+}
+
 export async function resolve(
   specifier: string,
   context: ResolveContext,
@@ -39,6 +53,10 @@ export async function resolve(
   try {
     return await next(specifier, context);
   } catch (err) {
+    const bundled = bundledPoolscope(specifier);
+    if (bundled && (err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') {
+      return { url: bundled, shortCircuit: true } as { url: string };
+    }
     const relative = specifier.startsWith('./') || specifier.startsWith('../');
     if (
       (err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND' ||

@@ -35,3 +35,15 @@ export async function whereAmI() {
 export function exitWorker(code) {
   process.exit(code);
 }
+
+/** A small piece of work that fails now and then, for the live-view demo. */
+export async function processItem(item) {
+  await sleep(item % 7);
+  if (item % 97 === 0) {
+    const err = new Error(`item ${item} is corrupt`);
+    err.code = 'E_CORRUPT';
+    err.item = { id: item, checksum: item * 31 };
+    throw err;
+  }
+  return item * 2;
+}

@@ -145,11 +145,21 @@ describe('the Store', () => {
 
   it('tells failed (the task threw) from errored (the worker died, a timeout, terminate)', () => {
     const store = new Store();
-    store.apply(ev('task.failed', { pool: 'p', task: 1, worker: 1, error: failure('TypeError') }));
     store.apply(
-      ev('task.failed', { pool: 'p', task: 2, worker: 1, error: failure('WorkerExitError') }),
+      ev('task.failed', { pool: 'p', task: 1, fn: 'f', worker: 1, error: failure('TypeError') }),
     );
-    store.apply(ev('task.failed', { pool: 'p', task: 3, error: failure('PoolTerminatedError') }));
+    store.apply(
+      ev('task.failed', {
+        pool: 'p',
+        task: 2,
+        fn: 'f',
+        worker: 1,
+        error: failure('WorkerExitError'),
+      }),
+    );
+    store.apply(
+      ev('task.failed', { pool: 'p', task: 3, fn: 'f', error: failure('PoolTerminatedError') }),
+    );
     const pool = store.runs.get('r')!.pools.get('p')!;
     assert.equal(pool.counts.failed, 1);
     assert.equal(pool.counts.errored, 2);
@@ -165,7 +175,9 @@ describe('the Store', () => {
     }
     for (let i = 1; i <= 10_000; i++) {
       if (i % 10 === 0)
-        store.apply(ev('task.failed', { pool: 'p', task: i, worker: 1, error: failure('Error') }));
+        store.apply(
+          ev('task.failed', { pool: 'p', task: i, fn: 'f', worker: 1, error: failure('Error') }),
+        );
       else
         store.apply(
           ev('task.succeeded', {

@@ -1,0 +1,218 @@
+/**
+ * `poolscope run <script> [args…]`: runs a script in its own `node` with a trace sink attached,
+ * shows its pools live, prints a summary, and exits with the script's exit code.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  statSync,
+  symlinkSync,
+  type WriteStream,
+} from 'node:fs';
+import { constants } from 'node:os';
+import { delimiter, extname, join, resolve } from 'node:path';
+import { clearScreenDown, moveCursor } from 'node:readline';
+import { pathToFileURL } from 'node:url';
+import { PROTOCOL_VERSION, type TraceEvent } from '../core/trace/protocol';
+import { TraceServer } from '../core/trace/server';
+import { Store } from '../core/trace/store';
+import { ansi, liveLines, plain, progressLines, RateMeter, summaryLines } from './render';
+
+export interface RunOptions {
+  script: string;
+  args: string[];
+  /** Keep the trace in this JSONL file. */
+  trace?: string;
+  /** Force the live view on or off (default: on when stdout is a terminal). */
+  live?: boolean;
+}
+
+const RUNNABLE = new Set(['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts']);
+const PACKAGE_ROOT = resolve(__dirname, '..', '..');
+const REDRAW_MS = 250;
+const PROGRESS_MS = 2000;
+
+export class UsageError extends Error {}
+
+/** Draws the live region below the program's own output, and redraws it in place. */
+class LiveRegion {
+  private height = 0;
+  private partial = '';
+
+  constructor(private readonly out: NodeJS.WriteStream) {}
+
+  draw(lines: string[]): void {
+    this.erase();
+    const text = lines.join('\n');
+    this.out.write(`${text}\n`);
+    this.height = lines.length;
+  }
+
+  /** Program output goes above the region: erase it, write whole lines, redraw later. */
+  write(chunk: string, redraw: () => void): void {
+    const text = this.partial + chunk;
+    const end = text.lastIndexOf('\n');
+    if (end === -1) {
+      this.partial = text;
+      return;
+    }
+    this.partial = text.slice(end + 1);
+    this.erase();
+    this.out.write(text.slice(0, end + 1));
+    redraw();
+  }
+
+  erase(): void {
+    if (this.height === 0) return;
+    moveCursor(this.out, 0, -this.height);
+    clearScreenDown(this.out);
+    this.height = 0;
+  }
+
+  flushPartial(): void {
+    if (this.partial) this.out.write(`${this.partial}\n`);
+    this.partial = '';
+  }
+}
+
+function checkScript(script: string): string {
+  const file = resolve(script);
+  if (!existsSync(file)) throw new UsageError(`no such script: ${file}`);
+  if (!statSync(file).isFile()) throw new UsageError(`not a file: ${file}`);
+  if (!RUNNABLE.has(extname(file))) {
+    throw new UsageError(
+      `cannot run ${file}: expected a .js, .mjs, .cjs, .ts, .mts or .cts script`,
+    );
+  }
+  return file;
+}
+
+/** `require('poolscope')` from a script whose project lacks it: NODE_PATH to a link to this copy. */
+function moduleShim(dir: string): string {
+  const nodeModules = join(dir, 'node_modules');
+  mkdirSync(nodeModules);
+  symlinkSync(PACKAGE_ROOT, join(nodeModules, 'poolscope'), 'dir');
+  return nodeModules;
+}
+
+export async function runScript(options: RunOptions): Promise<number> {
+  const script = checkScript(options.script);
+  const runId = `run-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  const store = new Store();
+  const out = process.stdout;
+  const live = options.live ?? Boolean(out.isTTY);
+  const style = out.isTTY && !process.env.NO_COLOR ? ansi : plain;
+  let traceFile: WriteStream | undefined;
+  if (options.trace) {
+    traceFile = createWriteStream(resolve(options.trace));
+    await new Promise<void>((ok, fail) => {
+      traceFile!.once('open', () => ok());
+      traceFile!.once('error', (err) =>
+        fail(new UsageError(`cannot write the trace file: ${err.message}`)),
+      );
+    });
+  }
+  const problems: string[] = [];
+  const take = (line: string): void => {
+    store.applyLine(line, 'trace');
+    traceFile?.write(`${line}\n`);
+  };
+  const server = await TraceServer.start({
+    run: runId,
+    onLine: take,
+    onProblem: (p) => problems.push(p),
+  });
+
+  let childPid = 0;
+  /** Events the CLI itself produces: the run's start, end and output. */
+  const own = (type: TraceEvent['type'], fields: Record<string, unknown>): void =>
+    take(
+      JSON.stringify({
+        v: PROTOCOL_VERSION,
+        ts: performance.timeOrigin + performance.now(),
+        pid: childPid,
+        run: runId,
+        type,
+        ...fields,
+      }),
+    );
+
+  const nodePath = [moduleShim(server.dir), process.env.NODE_PATH].filter(Boolean).join(delimiter);
+  const register = pathToFileURL(join(__dirname, 'register.mjs')).href;
+  const child = spawn(process.execPath, ['--import', register, script, ...options.args], {
+    cwd: process.cwd(),
+    env: { ...process.env, ...server.env, NODE_PATH: nodePath },
+    stdio: ['inherit', 'pipe', 'pipe'],
+  });
+  childPid = child.pid ?? 0;
+  own('run.start', {
+    argv: [script, ...options.args],
+    cwd: process.cwd(),
+    runtime: `node ${process.version}`,
+  });
+
+  const region = live ? new LiveRegion(out) : undefined;
+  const meter = new RateMeter();
+  const draw = (): void => {
+    const run = store.runs.get(runId);
+    if (region && run) region.draw(liveLines(run, style, meter, Date.now(), out.columns || 100));
+  };
+  let lastVersion = -1;
+  let lastProgress = '';
+  const timer = setInterval(
+    () => {
+      if (store.version === lastVersion) return;
+      lastVersion = store.version;
+      if (region) draw();
+      else {
+        const run = store.runs.get(runId);
+        const text = run ? progressLines(run).join('\n') : '';
+        if (text && text !== lastProgress) {
+          out.write(`${text}\n`);
+          lastProgress = text;
+        }
+      }
+    },
+    live ? REDRAW_MS : PROGRESS_MS,
+  );
+  const forward = (stream: 'stdout' | 'stderr', target: NodeJS.WriteStream) => (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    own('output', { stream, text: text.length > 4000 ? `${text.slice(0, 4000)}…` : text });
+    if (region) region.write(text, draw);
+    else target.write(chunk);
+  };
+  child.stdout!.on('data', forward('stdout', process.stdout));
+  child.stderr!.on('data', forward('stderr', process.stderr));
+
+  // Ctrl-C reaches the script and its workers too (same process group): wait for it to end.
+  const interrupted = (): void => undefined;
+  process.on('SIGINT', interrupted);
+  process.on('SIGTERM', () => child.kill('SIGTERM'));
+
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done, fail) => {
+    child.once('error', (err) => fail(new UsageError(`cannot start node: ${err.message}`)));
+    child.once('close', (c, s) => done([c, s]));
+  });
+  // Producers flush at exit; give their last lines a moment to arrive.
+  await server.close();
+  clearInterval(timer);
+  process.off('SIGINT', interrupted);
+  const exitCode = signal ? -(constants.signals[signal] ?? 0) : code;
+  own('run.end', { exitCode, signal, durationMs: 0 });
+  region?.erase();
+  region?.flushPartial();
+
+  const run = store.runs.get(runId)!;
+  out.write(`\n${summaryLines(run, style).join('\n')}\n`);
+  for (const p of [...problems, ...store.problems].slice(0, 5))
+    out.write(`poolscope: warning: ${p}\n`);
+  if (traceFile) {
+    await new Promise<void>((ok) => traceFile!.end(ok));
+    out.write(`poolscope: trace written to ${resolve(options.trace!)}\n`);
+  }
+  if (signal) return 128 + (constants.signals[signal] ?? 0);
+  return code ?? 1;
+}

@@ -1,0 +1,40 @@
+/** `poolscope show <trace.jsonl>`: the summary of a saved trace, replayed through the Store. */
+import { createReadStream, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Store } from '../core/trace/store';
+import { ansi, plain, summaryLines } from './render';
+import { UsageError } from './run';
+
+/** Feeds every line of a JSONL trace to a callback, streaming (a trace may be very large). */
+export async function readTrace(
+  file: string,
+  onLine: (line: string, lineNo: number) => void,
+): Promise<number> {
+  const path = resolve(file);
+  if (!existsSync(path)) throw new UsageError(`no such trace file: ${path}`);
+  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+  let n = 0;
+  for await (const line of lines) onLine(line, ++n);
+  return n;
+}
+
+export async function showTrace(file: string): Promise<number> {
+  const store = new Store();
+  const lines = await readTrace(file, (line, n) => store.applyLine(line, `line ${n}`));
+  const style = process.stdout.isTTY && !process.env.NO_COLOR ? ansi : plain;
+  const out: string[] = [];
+  for (const run of store.runs.values()) out.push(...summaryLines(run, style), '');
+  if (store.problemCount > 0) {
+    out.push(`poolscope: ${store.problemCount} of ${lines} lines could not be used:`);
+    for (const p of store.problems.slice(0, 10)) out.push(`  ${p}`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+  if (store.runs.size === 0) {
+    process.stderr.write(
+      `poolscope: ${resolve(file)} holds no Poolscope events: is it a trace file?\n`,
+    );
+    return 2;
+  }
+  return 0;
+}

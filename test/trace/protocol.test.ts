@@ -1,0 +1,85 @@
+/** Every event the library emits is valid protocol v1, checked against the JSON Schema. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import Ajv from 'ajv';
+import { protocolJsonSchema } from 'poolscope/internal/trace/protocol';
+
+const root = join(__dirname, '..', '..', '..');
+
+function traceOf(script: string, args: string[] = []): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'poolscope-test-'));
+  try {
+    const file = join(dir, 'trace.jsonl');
+    const run = spawnSync(process.execPath, [script, ...args], {
+      env: { ...process.env, POOLSCOPE_TRACE: `file:${file}`, POOLSCOPE_RUN: 'schema' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(run.status, 0, run.stderr);
+    return readFileSync(file, 'utf8').trim().split('\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('protocol v1', () => {
+  const validate = new Ajv({ strict: false, allErrors: true }).compile(protocolJsonSchema());
+
+  it('the JSON Schema published in docs is the one the code defines', () => {
+    const published = JSON.parse(readFileSync(join(root, 'docs', 'protocol.schema.json'), 'utf8'));
+    assert.deepEqual(published, JSON.parse(JSON.stringify(protocolJsonSchema())));
+  });
+
+  for (const [example, args] of [
+    ['apply-async-callbacks.mjs', []],
+    ['apply-async-callbacks.mjs', ['--threads']],
+    ['worker-killed.mjs', []],
+    ['get-timeout.mjs', []],
+    ['process-exit-code.mjs', []],
+    ['process-exit-code.mjs', ['--threads']],
+  ] as const) {
+    it(`every event of examples/${example} ${args.join(' ')} is valid`, () => {
+      const lines = traceOf(join(root, 'examples', example), [...args]);
+      const types = new Set<string>();
+      for (const line of lines) {
+        const event = JSON.parse(line) as { type: string; v: number; run: string; pid: number };
+        types.add(event.type);
+        assert.ok(validate(event), `${line}\n${JSON.stringify(validate.errors, null, 1)}`);
+        assert.equal(event.v, 1);
+        assert.equal(event.run, 'schema');
+        assert.equal(typeof event.pid, 'number');
+      }
+      assert.ok(types.size >= 2, `few event types: ${[...types]}`);
+    });
+  }
+
+  it('a structured error keeps code, own properties, cause chain, aggregate members and frames', () => {
+    const lines = traceOf(join(root, 'test', 'fixtures', 'error-tasks-script.cjs')).map((l) =>
+      JSON.parse(l),
+    );
+    const failures = lines.filter((e) => e.type === 'task.failed');
+    assert.equal(failures.length, 3);
+    for (const f of failures) assert.ok(validate(f), JSON.stringify(validate.errors));
+    const rich = failures.find((f) => f.fn === 'rich').error;
+    assert.equal(rich.code, 'E_RICH');
+    assert.equal(rich.cause.message, 'root cause');
+    assert.equal(rich.cause.cause.name, 'TypeError');
+    assert.deepEqual(rich.props.detail.when, { $date: '2024-01-02T03:04:05.000Z' });
+    assert.deepEqual(rich.props.detail.parent, { $cycle: '$.detail' });
+    assert.deepEqual(rich.props.self, { $cycle: '$' });
+    assert.equal(rich.frames[0].fn, 'rich');
+    assert.match(rich.frames[0].file, /errors\.mjs$/);
+    const aggregate = failures.find((f) => f.fn === 'aggregate').error;
+    assert.deepEqual(
+      aggregate.errors.map((e: { name: string }) => e.name),
+      ['Error', 'RangeError'],
+    );
+    const thrown = failures.find((f) => f.fn === 'throwString').error;
+    assert.equal(thrown.thrown, 'string');
+    assert.equal(thrown.value, 'just a string');
+  });
+});
