@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { runScript, UsageError } from './run';
+import { exportTrace } from './export';
 import { showTrace } from './show';
 
 const USAGE = `Usage:
@@ -11,6 +12,8 @@ const USAGE = `Usage:
       Runs a .js, .mjs, .cjs or .ts script with a live view of its pools; exits with its exit code.
   poolscope show <trace.jsonl>
       Prints the summary of a saved trace.
+  poolscope export <trace.jsonl> --format perfetto [-o out.json]
+      Writes Trace Event JSON that Perfetto and chrome://tracing open.
   poolscope --help | --version
 
 Exit codes: the script's own for run (128+N when killed by signal N); 2 for bad usage,
@@ -56,6 +59,23 @@ async function main(argv: string[]): Promise<number> {
       if (rest.length !== 1)
         throw new UsageError('show needs one trace file: poolscope show <trace.jsonl>');
       return showTrace(rest[0]!);
+    }
+    case 'export': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: {
+          format: { type: 'string', default: 'perfetto' },
+          output: { type: 'string', short: 'o' },
+        },
+        allowPositionals: true,
+        strict: true,
+      });
+      if (positionals.length !== 1) {
+        throw new UsageError(
+          'export needs one trace file: poolscope export <trace.jsonl> --format perfetto',
+        );
+      }
+      return exportTrace(positionals[0]!, values.format!, values.output);
     }
     case '--version':
     case '-v': {

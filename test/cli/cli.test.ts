@@ -53,6 +53,24 @@ describe('poolscope run', () => {
       const shown = cli(['show', trace]);
       assert.equal(shown.status, 0);
       assert.match(shown.stdout, /tasks 5: 3 passed, 2 failed, 0 errored/);
+      const exported = cli(['export', trace, '--format', 'perfetto', '-o', join(dir, 'run.json')]);
+      assert.equal(exported.status, 0, exported.stderr);
+      assert.match(exported.stderr, /wrote .*run\.json: .* 3 tasks succeeded, 2 failed/);
+      const perfetto = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as {
+        traceEvents: { ph: string; name: string; cat?: string }[];
+      };
+      const slices = perfetto.traceEvents.filter((e) => e.ph === 'X' && e.name === 'checkedSqrt');
+      assert.equal(slices.length, 5);
+      assert.deepEqual(slices.map((e) => e.cat).sort(), [
+        'failed',
+        'failed',
+        'succeeded',
+        'succeeded',
+        'succeeded',
+      ]);
+      const bad = cli(['export', trace, '--format', 'svg']);
+      assert.equal(bad.status, 2);
+      assert.match(bad.stderr, /unknown export format 'svg'/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
