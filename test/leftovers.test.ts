@@ -11,7 +11,9 @@ import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fixture } from './helpers';
 
-const ENTRY = resolve(__dirname, '..', '..', 'dist', 'core', 'worker', 'entry.js');
+/** Any worker of this checkout, however its path was spelled on the command line. */
+const DIST = resolve(__dirname, '..', '..', 'dist');
+const isWorker = (cmdline: string): boolean => cmdline.includes(DIST) && cmdline.includes('entry.js');
 
 function processesWith(predicate: (cmdline: string, environ: string) => boolean): number[] {
   const found: number[] = [];
@@ -69,11 +71,11 @@ describe('no leftovers', () => {
 
   it('after the whole suite: no worker process and no temp dir from the tests remain', async () => {
     const workers = await eventually(
-      () => processesWith((cmdline) => cmdline.includes(ENTRY)),
+      () => processesWith(isWorker),
       3000,
     );
     assert.deepEqual(workers, [], `worker processes still running: ${workers.join(', ')}`);
-    const temp = readdirSync(tmpdir()).filter((n) => n.startsWith('poolscope-test-'));
+    const temp = readdirSync(tmpdir()).filter((n) => n.startsWith('poolscope-'));
     assert.deepEqual(
       temp,
       [],

@@ -2,6 +2,7 @@
  * One worker, thread or process, seen from the main program. The pool and `Process` talk to
  * workers only through this interface, so both backends behave the same.
  */
+import { resolve } from 'node:path';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { FromWorker, ToWorker } from '../wire';
 
@@ -44,7 +45,7 @@ export interface WorkerHandle {
 }
 
 /** The path of the compiled worker entry, next to this file after the build. */
-export const WORKER_ENTRY = `${__dirname}/../worker/entry.js`;
+export const WORKER_ENTRY = resolve(__dirname, '..', 'worker', 'entry.js');
 
 const TAIL_BYTES = 8192;
 
