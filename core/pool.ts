@@ -234,6 +234,35 @@ function userFrames(stack: string): string {
   return lineStart === -1 ? stack : stack.slice(0, lineStart);
 }
 
+/**
+ * A non-enumerable property computed on first read. Stacks are built this way: formatting a
+ * captured stack costs more than the rest of a failing task, and most are never read.
+ */
+function defineLazy(target: object, key: string, compute: () => string): void {
+  Object.defineProperty(target, key, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      const value = compute();
+      Object.defineProperty(target, key, {
+        value,
+        writable: true,
+        configurable: true,
+        enumerable: false,
+      });
+      return value;
+    },
+    set(value: unknown) {
+      Object.defineProperty(target, key, {
+        value,
+        writable: true,
+        configurable: true,
+        enumerable: false,
+      });
+    },
+  });
+}
+
 function framesOf(stack: string | undefined): string {
   if (!stack) return '';
   const at = stack.indexOf('\n    at ');
@@ -817,33 +846,24 @@ export class Pool extends EventEmitter {
 
   /** The worker's error, with the caller's stack after the worker's. */
   private remoteError(err: Error, task: Task, slot: WorkerSlot): Error {
-    const workerStack = userFrames(err.stack ?? `${err.name}: ${err.message}`);
-    const callerStack = framesOf(task.caller.stack);
-    Object.defineProperty(err, 'workerStack', {
-      value: workerStack,
-      configurable: true,
-      writable: true,
-    });
-    Object.defineProperty(err, 'callerStack', {
-      value: callerStack,
-      configurable: true,
-      writable: true,
-    });
-    Object.defineProperty(err, 'stack', {
-      value: `${workerStack}\n    --- ${task.describe()} ran in ${slot.describe()}; submitted at: ---\n${callerStack}`,
-      configurable: true,
-      writable: true,
-    });
+    const received = err.stack ?? `${err.name}: ${err.message}`;
+    const caller = task.caller;
+    const header = `    --- ${task.describe()} ran in ${slot.describe()}; submitted at: ---`;
+    defineLazy(err, 'workerStack', () => userFrames(received));
+    defineLazy(err, 'callerStack', () => framesOf(caller.stack));
+    defineLazy(
+      err,
+      'stack',
+      () =>
+        `${(err as { workerStack?: string }).workerStack}\n${header}\n${(err as { callerStack?: string }).callerStack}`,
+    );
     return err;
   }
 
   /** An error the pool raises for a task: its stack is where the task was submitted. */
   private taskError<E extends Error>(task: Task, err: E): E {
-    Object.defineProperty(err, 'stack', {
-      value: `${err.name}: ${err.message}\n${framesOf(task.caller.stack)}`,
-      configurable: true,
-      writable: true,
-    });
+    const caller = task.caller;
+    defineLazy(err, 'stack', () => `${err.name}: ${err.message}\n${framesOf(caller.stack)}`);
     return err;
   }
 
