@@ -52,8 +52,12 @@ function anchorRequire() {
   return createRequire(path.join(ANCHORS, 'package.json'));
 }
 
+// Through the scratch dir's load.mjs (see lib/setup.mjs), so the package's
+// ESM entry point is used, as in a user's `import 'piscina'`.
 async function importAnchor(pkg) {
-  return import(pathToFileURL(anchorRequire().resolve(pkg)).href);
+  anchorRequire(); // checks BENCH_ANCHORS_DIR
+  const { load } = await import(pathToFileURL(path.join(ANCHORS, 'load.mjs')).href);
+  return load(pkg);
 }
 
 // Some packages (piscina) do not export ./package.json: walk up from the entry point.
@@ -75,6 +79,21 @@ function anchorVersion(pkg) {
   }
 }
 
+// run.mjs measures a copy of the build (BENCH_POOLSCOPE_DIR, see
+// lib/setup.mjs); without it, the repository's own dist/ by self-reference.
+async function importPoolscope(name) {
+  const dir = process.env.BENCH_POOLSCOPE_DIR;
+  if (!dir) return import(name);
+  const { load } = await import(pathToFileURL(path.join(dir, 'load.mjs')).href);
+  return load(name);
+}
+
+function poolscopeVersion() {
+  const dir = process.env.BENCH_POOLSCOPE_DIR;
+  const file = dir ? path.join(dir, 'package.json') : new URL('../package.json', import.meta.url);
+  return JSON.parse(fs.readFileSync(file, 'utf8')).version;
+}
+
 // ---------------------------------------------------------------------------
 // Pool adapters: { inc(x), fail(x), crash(), whoami(ms), map?(items), destroy() }
 // each call returns something awaitable.
@@ -82,7 +101,7 @@ function anchorVersion(pkg) {
 async function makePool(lib, mode) {
   if (lib === 'poolscope') {
     // The import a user writes: 'poolscope' for processes, 'poolscope/dummy' for threads.
-    const mod = await import(mode === 'process' ? 'poolscope' : 'poolscope/dummy');
+    const mod = await importPoolscope(mode === 'process' ? 'poolscope' : 'poolscope/dummy');
     const Pool = mod.Pool ?? mod.default?.Pool;
     const pool = new Pool({ module: taskPath, size: POOL_SIZE });
     if (pool.backend !== undefined && pool.backend !== mode) {
@@ -189,7 +208,8 @@ function inspectError(err, workerFileName) {
     stackHasWorkerFrame: stack.includes('fail') && stack.includes(workerFileName),
     code: err?.code,
     customCodePreserved: err?.code === 'E_CUSTOM',
-    customObjectPreserved: err?.detail != null && typeof err.detail === 'object' && 'x' in err.detail,
+    customObjectPreserved:
+      err?.detail != null && typeof err.detail === 'object' && 'x' in err.detail,
     detail: JSON.stringify(err?.detail),
     stackSample: stack.split('\n').slice(0, 4).join(' | '),
   };
@@ -219,7 +239,8 @@ async function scErrors(pool, workerFileName) {
   const settled = await Promise.allSettled(ps);
   const ms = performance.now() - t0;
   const rejected = settled.filter((s) => s.status === 'rejected').length;
-  if (rejected !== N_TASKS) throw new Error(`only ${rejected} of ${N_TASKS} failing tasks rejected`);
+  if (rejected !== N_TASKS)
+    throw new Error(`only ${rejected} of ${N_TASKS} failing tasks rejected`);
   const info = inspectError(settled[0].reason, workerFileName);
   const info2 = inspectError(settled[N_TASKS - 1].reason, workerFileName);
   return {
@@ -251,7 +272,12 @@ async function scErrLat(pool) {
     lat.push(performance.now() - t0);
   }
   lat.sort((a, b) => a - b);
-  return { runs: N_LAT, medianMs: pct(lat, 0.5), p99Ms: pct(lat, 0.99), maxMs: lat[lat.length - 1] };
+  return {
+    runs: N_LAT,
+    medianMs: pct(lat, 0.5),
+    p99Ms: pct(lat, 0.99),
+    maxMs: lat[lat.length - 1],
+  };
 }
 
 async function scCrash(pool) {
@@ -308,10 +334,7 @@ async function scMap(pool) {
 async function main() {
   const { lib, scenario } = args;
   const mode = args.mode ?? 'thread';
-  const version =
-    lib === 'poolscope'
-      ? JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version
-      : anchorVersion(lib);
+  const version = lib === 'poolscope' ? poolscopeVersion() : anchorVersion(lib);
   const pool = await makePool(lib, mode);
   const workerFileName = lib === 'workerpool' ? 'wp-worker.mjs' : 'task.mjs';
   let res;
@@ -322,7 +345,10 @@ async function main() {
   else if (scenario === 'map') res = await scMap(pool);
   else throw new Error('unknown scenario ' + scenario);
   // A broken pool's teardown must not hang the run: record how it went.
-  const t = await withTimeout(Promise.resolve().then(() => pool.destroy()), 5000);
+  const t = await withTimeout(
+    Promise.resolve().then(() => pool.destroy()),
+    5000,
+  );
   return {
     node: process.version,
     lib,

@@ -1,0 +1,166 @@
+// What tracing costs, and how big a trace the Store replays.
+//
+//   node bench/trace.mjs [--reps 5] [--tasks 20000] [--events 1000000] [--baseline DIST]
+//
+// 1. Emitter overhead: 20k tasks submitted at once (thread and process backends) with no sink,
+//    with a file sink, and with a live socket sink whose lines a Store in this process consumes.
+//    With --baseline DIST (a dist/ built from an older commit), also that build with no sink.
+//    Each measurement is a fresh process; repetitions interleaved; medians and ratios printed.
+// 2. Replay: a real trace of about --events events is recorded (a thread pool running small
+//    tasks with a file sink), then `poolscope show` replays it; wall time and peak RSS printed.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const root = resolve(new URL('..', import.meta.url).pathname);
+const { values } = parseArgs({
+  options: {
+    reps: { type: 'string', default: '5' },
+    tasks: { type: 'string', default: '20000' },
+    events: { type: 'string', default: '1000000' },
+    baseline: { type: 'string' },
+    skip: { type: 'string', default: '' },
+  },
+});
+const reps = Number(values.reps);
+const tasks = Number(values.tasks);
+if (!existsSync(join(root, 'dist/core/index.js')))
+  execFileSync(process.execPath, [join(root, 'scripts/build.mjs')]);
+const { TraceServer } = await import(join(root, 'dist/core/trace/server.js'));
+const { Store } = await import(join(root, 'dist/core/trace/store.js'));
+
+const scratch = mkdtempSync(join(tmpdir(), 'poolscope-bench-'));
+process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// One burst: a fresh process runs a warm-up, then `tasks` applyAsync at once, prints tasks/s.
+const burstScript = join(scratch, 'burst.cjs');
+writeFileSync(
+  burstScript,
+  `const [dist, backend, n] = process.argv.slice(2);
+   const { Pool } = require(dist + '/core/index.js');
+   const pool = new Pool({ module: ${JSON.stringify(join(root, 'bench/workers/task.mjs'))}, size: 2, backend });
+   (async () => {
+     await Promise.all(Array.from({ length: 200 }, (_, i) => pool.applyAsync('inc', [i])));
+     const t0 = performance.now();
+     const results = [];
+     for (let i = 0; i < Number(n); i++) results.push(pool.applyAsync('inc', [i]));
+     await Promise.all(results);
+     const rate = Number(n) / ((performance.now() - t0) / 1000);
+     await pool.terminate();
+     console.log('RATE ' + rate);
+   })();`,
+);
+
+function runBurst(dist, backend, env) {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [burstScript, dist, backend, String(tasks)], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('close', (code) => {
+      const m = /RATE (\S+)/.exec(out);
+      if (code !== 0 || !m) reject(new Error(`burst failed (${code}): ${out}`));
+      else resolveRun(Number(m[1]));
+    });
+  });
+}
+
+const dist = join(root, 'dist');
+const variants = [
+  { name: 'no sink', dist, sink: 'none' },
+  { name: 'file sink', dist, sink: 'file' },
+  { name: 'socket sink + Store', dist, sink: 'socket' },
+];
+if (values.baseline)
+  variants.push({ name: 'baseline build, no sink', dist: resolve(values.baseline), sink: 'none' });
+
+if (!values.skip.includes('overhead')) {
+  console.log(
+    `# Tracing overhead: ${tasks} tasks submitted at once, 2 workers, median of ${reps}\n`,
+  );
+  console.log('| backend | variant | tasks/s (median) | range | vs no sink |');
+  console.log('|---|---|---:|---|---:|');
+  for (const backend of ['thread', 'process']) {
+    const rates = new Map(variants.map((v) => [v.name, []]));
+    for (let rep = 0; rep < reps; rep++) {
+      for (const v of variants) {
+        let env = {};
+        let server;
+        let store;
+        if (v.sink === 'file')
+          env = { POOLSCOPE_TRACE: `file:${join(scratch, `t-${rep}.jsonl`)}`, POOLSCOPE_RUN: 'b' };
+        if (v.sink === 'socket') {
+          store = new Store();
+          server = await TraceServer.start({ run: 'b', onLine: (l) => store.applyLine(l) });
+          env = server.env;
+        }
+        rates.get(v.name).push(await runBurst(v.dist, backend, env));
+        if (server) {
+          await server.close();
+          const pool = [...store.runs.get('b').pools.values()][0];
+          if (pool.counts.passed !== tasks + 200)
+            throw new Error(`the Store saw ${pool.counts.passed} tasks`);
+        }
+        rmSync(join(scratch, `t-${rep}.jsonl`), { force: true });
+      }
+    }
+    const base = median(rates.get('no sink'));
+    for (const v of variants) {
+      const xs = rates.get(v.name);
+      const m = median(xs);
+      const range = `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}`;
+      console.log(
+        `| ${backend} | ${v.name} | ${Math.round(m).toLocaleString('en-US')} | ${range} | ${(m / base).toFixed(2)}x |`,
+      );
+    }
+  }
+}
+
+if (!values.skip.includes('replay')) {
+  const wanted = Number(values.events);
+  const trace = join(scratch, 'big.jsonl');
+  const n = Math.ceil(wanted / 3);
+  const recorder = join(scratch, 'record.cjs');
+  writeFileSync(
+    recorder,
+    `const { Pool } = require(${JSON.stringify(join(dist, 'core/index.js'))});
+     const pool = new Pool({ module: ${JSON.stringify(join(root, 'bench/workers/task.mjs'))}, size: 2, backend: 'thread' });
+     (async () => {
+       for (let done = 0; done < ${n}; done += 50000) {
+         const batch = [];
+         for (let i = 0; i < Math.min(50000, ${n} - done); i++) batch.push(pool.applyAsync('inc', [i]));
+         await Promise.all(batch);
+       }
+       await pool.terminate();
+     })();`,
+  );
+  execFileSync(process.execPath, [recorder], {
+    env: { ...process.env, POOLSCOPE_TRACE: `file:${trace}`, POOLSCOPE_RUN: 'replay' },
+    stdio: 'inherit',
+  });
+  const lines = readFileSync(trace, 'utf8').split('\n').filter(Boolean).length;
+  const size = statSync(trace).size;
+  const t0 = performance.now();
+  const shown = spawnSync(
+    '/usr/bin/time',
+    ['-f', 'peak RSS %M KB', process.execPath, join(dist, 'cli/main.js'), 'show', trace],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const ms = performance.now() - t0;
+  const out = `${shown.stdout}\n${shown.stderr}`;
+  console.log(`\n# Replay: poolscope show on a recorded trace\n`);
+  console.log(
+    `- events: ${lines.toLocaleString('en-US')} (${(size / 1e6).toFixed(1)} MB, ${n.toLocaleString('en-US')} tasks)`,
+  );
+  console.log(
+    `- wall time: ${(ms / 1000).toFixed(2)} s (${Math.round(lines / (ms / 1000)).toLocaleString('en-US')} events/s)`,
+  );
+  console.log(`\n${out.trim()}`);
+}
