@@ -190,6 +190,17 @@ export function errorInfo(thrown: unknown, seen = new Map<object, string>()): Er
 
 /** A short, bounded, human-readable rendering of any value (argument and result previews). */
 export function preview(value: unknown, max = 200): string {
+  // The common case, a few primitive arguments or a primitive result, without util.inspect,
+  // which costs more than a small task: this runs for every task while tracing.
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null)
+    return String(value);
+  if (Array.isArray(value) && value.length <= 8 && value.every(isSmallPrimitive)) {
+    const inner = value
+      .map((v) => (typeof v === 'string' ? JSON.stringify(v) : String(v)))
+      .join(', ');
+    const text = inner ? `[ ${inner} ]` : '[]';
+    if (text.length <= max) return text;
+  }
   const text =
     typeof value === 'string'
       ? JSON.stringify(value.length > max ? value.slice(0, max) : value)
@@ -201,4 +212,14 @@ export function preview(value: unknown, max = 200): string {
           compact: true,
         });
   return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+function isSmallPrimitive(v: unknown): boolean {
+  return (
+    typeof v === 'number' ||
+    typeof v === 'boolean' ||
+    v === null ||
+    v === undefined ||
+    (typeof v === 'string' && v.length <= 64)
+  );
 }
