@@ -13,7 +13,8 @@ import { fixture } from './helpers';
 
 /** Any worker of this checkout, however its path was spelled on the command line. */
 const DIST = resolve(__dirname, '..', '..', 'dist');
-const isWorker = (cmdline: string): boolean => cmdline.includes(DIST) && cmdline.includes('entry.js');
+const isWorker = (cmdline: string): boolean =>
+  cmdline.includes(DIST) && cmdline.includes('entry.js');
 
 function processesWith(predicate: (cmdline: string, environ: string) => boolean): number[] {
   const found: number[] = [];
@@ -70,10 +71,7 @@ describe('no leftovers', () => {
   });
 
   it('after the whole suite: no worker process and no temp dir from the tests remain', async () => {
-    const workers = await eventually(
-      () => processesWith(isWorker),
-      3000,
-    );
+    const workers = await eventually(() => processesWith(isWorker), 3000);
     assert.deepEqual(workers, [], `worker processes still running: ${workers.join(', ')}`);
     const temp = readdirSync(tmpdir()).filter((n) => n.startsWith('poolscope-'));
     assert.deepEqual(
