@@ -217,6 +217,23 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it("env sets the workers' environment", async () => {
+      await withPool(
+        {
+          module: fixture('nested-pools.mjs'),
+          backend,
+          size: 1,
+          env: { ...process.env, POOLSCOPE_TEST_ENV: 'set' },
+        },
+        async (pool) => {
+          assert.equal(await pool.apply('readEnv', ['POOLSCOPE_TEST_ENV']), 'set');
+        },
+      );
+      await withPool({ module: fixture('nested-pools.mjs'), backend, size: 1 }, async (pool) => {
+        assert.equal(await pool.apply('readEnv', ['POOLSCOPE_TEST_ENV']), null);
+      });
+    });
+
     it('the initializer runs once in each worker with initArgs', async () => {
       const module = fixture('initializer.mjs');
       await withPool(

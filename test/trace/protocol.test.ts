@@ -57,6 +57,21 @@ describe('protocol v1', () => {
     });
   }
 
+  for (const backend of ['process', 'thread']) {
+    it(`events from a pool inside a ${backend} worker reach the same sink`, () => {
+      const events = traceOf(join(root, 'test', 'fixtures', 'nested-pools-script.mjs'), [
+        backend,
+      ]).map((l) => JSON.parse(l) as { type: string; pid: number; tid?: number });
+      const started = events.find((e) => e.type === 'process.started')!;
+      const inner = events.find((e) => e.type === 'pool.created')!;
+      assert.ok(inner, 'the inner pool was traced');
+      if (backend === 'process') assert.notEqual(inner.pid, started.pid, 'from the child process');
+      else assert.notEqual(inner.tid, 0, 'from the worker thread');
+      assert.ok(events.some((e) => e.type === 'task.succeeded'));
+      assert.ok(events.some((e) => e.type === 'process.exited'));
+    });
+  }
+
   it('a structured error keeps code, own properties, cause chain, aggregate members and frames', () => {
     const lines = traceOf(join(root, 'test', 'fixtures', 'error-tasks-script.cjs')).map((l) =>
       JSON.parse(l),
