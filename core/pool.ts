@@ -22,6 +22,7 @@ import { ProcessWorker } from './backend/process';
 import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
 import { decodeThrown } from './error-codec';
+import { hasShared, marshalArgs } from './shared/marshal';
 import {
   PoolStateError,
   PoolTerminatedError,
@@ -390,6 +391,7 @@ export class Pool extends EventEmitter {
       );
     }
     this.checkRunning(`applyAsync('${name}')`);
+    if (hasShared(args)) args = this.sharedArgs(args, name);
     const caller = {};
     Error.captureStackTrace(caller, publicMethod);
     const id = this.nextTaskId++;
@@ -559,11 +561,31 @@ export class Pool extends EventEmitter {
     return iterator;
   }
 
+  /** Shared memory objects travel as descriptors of the same memory. */
+  private sharedArgs(args: unknown[], name: string): unknown[] {
+    if (this.backend === 'process') {
+      throw new TypeError(
+        `${name}(): shared Value/Array/lock objects cannot be sent to worker processes yet ` +
+          '(the cross-process shared memory addon is not built); use poolscope/dummy (threads) for now',
+      );
+    }
+    return marshalArgs(args);
+  }
+
   private itemsOf(items: Iterable<unknown>, name: string, kind: TaskKind): unknown[] {
     if (items === null || typeof (items as Iterable<unknown>)[Symbol.iterator] !== 'function') {
       throw new TypeError(`map('${name}', items): items must be iterable, got ${typeof items}`);
     }
-    const list = Array.isArray(items) ? items : [...items];
+    let list = Array.isArray(items) ? items : [...items];
+    if (kind === TaskKind.StarmapChunk) {
+      if (list.some((item) => Array.isArray(item) && hasShared(item))) {
+        list = list.map((item) =>
+          Array.isArray(item) && hasShared(item) ? this.sharedArgs(item, name) : item,
+        );
+      }
+    } else if (hasShared(list)) {
+      list = this.sharedArgs(list, name);
+    }
     if (kind === TaskKind.StarmapChunk) {
       const bad = list.findIndex((item) => !Array.isArray(item));
       if (bad !== -1) {

@@ -11,6 +11,7 @@ import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
 import { decodeThrown } from './error-codec';
 import { PoolStateError, WorkerModuleError } from './errors';
+import { hasShared, marshalArgs } from './shared/marshal';
 import { tracer } from './trace/emitter';
 import { errorInfo } from './trace/error-info';
 import { functionName, locationOf, resolveModule, type TaskFunction } from './pool';
@@ -91,7 +92,7 @@ export class Process {
       initializer: undefined,
       initArgs: [],
       trace: false,
-      target: { fn: this.target, args: this.options.args ?? [] },
+      target: { fn: this.target, args: this.targetArgs() },
     });
     tracer?.emit('process.started', {
       name: this.name,
@@ -101,6 +102,18 @@ export class Process {
         ? { processPid: handle.pid }
         : { processTid: handle.threadId }),
     });
+  }
+
+  private targetArgs(): unknown[] {
+    const args = this.options.args ?? [];
+    if (!hasShared(args)) return args;
+    if (this.backend === 'process') {
+      throw new TypeError(
+        `${this.name}: shared Value/Array/lock objects cannot be sent to a child process yet ` +
+          '(the cross-process shared memory addon is not built); use poolscope/dummy (threads) for now',
+      );
+    }
+    return marshalArgs(args);
   }
 
   /** Waits for the process to end, or for `timeoutMs`; check `exitCode` to know which. */

@@ -16,6 +16,16 @@ export {
   type WorkerExitInfo,
 } from './pool';
 export type { ProcessOptions } from './process';
+export * from './shared/ctypes';
+export { BoundedSemaphore, Event, Lock, RLock, Semaphore } from './shared/sync';
+export {
+  RawArray,
+  RawValue,
+  SharedArray,
+  SharedArray as Array,
+  Value,
+  type ValueOptions,
+} from './shared/values';
 
 /** Number of CPUs available to this process, the default pool size (Python's `cpu_count`). */
 export function cpuCount(): number {

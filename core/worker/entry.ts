@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serialize } from 'node:v8';
 import { encodeThrown } from '../error-codec';
 import { FunctionNotFoundError } from '../errors';
+import { unmarshalArgs } from '../shared/marshal';
 import { locateSyntaxError } from './syntax-location';
 import {
   Outcome,
@@ -189,11 +190,15 @@ function start(task: TaskMessage): unknown {
   const fn = lookup(task[1]);
   switch (task[3]) {
     case TaskKind.Apply:
-      return fn(...task[2]);
+      return fn(...unmarshalArgs(task[2]));
     case TaskKind.MapChunk:
-      return runChunk(fn, task[2], false);
+      return runChunk(fn, unmarshalArgs(task[2]), false);
     default:
-      return runChunk(fn, task[2], true);
+      return runChunk(
+        fn,
+        task[2].map((args) => unmarshalArgs(args as unknown[])),
+        true,
+      );
   }
 }
 
@@ -234,7 +239,7 @@ async function drain(): Promise<void> {
 async function runTarget(init: InitMessage): Promise<void> {
   const target = init.target!;
   try {
-    const value = lookup(target.fn)(...target.args);
+    const value = lookup(target.fn)(...unmarshalArgs(target.args));
     if (isPromiseLike(value)) await value;
   } catch (err) {
     process.exitCode = 1;

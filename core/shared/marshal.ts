@@ -1,0 +1,73 @@
+/**
+ * Shared objects travel to workers as descriptors (their buffers are shared, not copied) and are
+ * rebuilt there with the same class, so `Value`, `SharedArray` and the locks work the same on
+ * both sides. Only top-level arguments are looked at: that is where Python's API passes them.
+ */
+import { Struct, TYPES, type CType } from './ctypes';
+import {
+  AnySync,
+  BoundedSemaphore,
+  Event,
+  Lock,
+  reviveSync,
+  RLock,
+  Semaphore,
+  type SyncDescriptor,
+} from './sync';
+import { SharedArray, Value, type SharedDescriptor, type TypeSpec } from './values';
+
+const TAG = '__poolscope_shared__';
+
+type Marked = { [TAG]: 'value'; d: SharedDescriptor } | { [TAG]: 'sync'; d: SyncDescriptor };
+
+function isShared(arg: unknown): arg is Value<unknown> | SharedArray<unknown> | AnySync {
+  return (
+    arg instanceof Value ||
+    arg instanceof SharedArray ||
+    arg instanceof Lock ||
+    arg instanceof RLock ||
+    arg instanceof Semaphore ||
+    arg instanceof BoundedSemaphore ||
+    arg instanceof Event
+  );
+}
+
+/** Whether any argument is a shared object (cheap: one `typeof` per argument otherwise). */
+export function hasShared(args: readonly unknown[]): boolean {
+  for (const a of args) if (typeof a === 'object' && a !== null && isShared(a)) return true;
+  return false;
+}
+
+/** Arguments with shared objects replaced by their descriptors. */
+export function marshalArgs(args: readonly unknown[]): unknown[] {
+  return args.map((a): unknown => {
+    if (typeof a !== 'object' || a === null || !isShared(a)) return a;
+    if (a instanceof Value) return { [TAG]: 'value', d: a.describe('Value') } satisfies Marked;
+    if (a instanceof SharedArray)
+      return { [TAG]: 'value', d: a.describe('Array') } satisfies Marked;
+    return { [TAG]: 'sync', d: (a as AnySync).describe() } satisfies Marked;
+  });
+}
+
+function typeOf(spec: TypeSpec): CType {
+  return 'code' in spec ? TYPES[spec.code] : Struct(spec.struct, Object.fromEntries(spec.fields));
+}
+
+/** In the worker: descriptors back into objects over the same memory. */
+export function unmarshalArgs(args: unknown[]): unknown[] {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as Partial<Marked> | null;
+    if (typeof a !== 'object' || a === null || a[TAG] === undefined) continue;
+    if (a[TAG] === 'sync') {
+      args[i] = reviveSync(a.d as SyncDescriptor);
+      continue;
+    }
+    const d = a.d as SharedDescriptor;
+    const lock = d.lock ? (reviveSync(d.lock) as Lock | RLock) : false;
+    args[i] =
+      d.kind === 'Value'
+        ? new Value(typeOf(d.type), undefined, { lock }, d.buffer)
+        : new SharedArray(typeOf(d.type), d.length, { lock }, d.buffer);
+  }
+  return args;
+}

@@ -1,0 +1,294 @@
+/**
+ * Locks over shared memory, usable from every thread that holds the same buffer (and, with the
+ * native addon, every process): `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`.
+ * Python's API, synchronous like Python's: `acquire(blocking, timeout)` blocks the calling
+ * thread (Atomics.wait; Node allows it on the main thread too).
+ *
+ * Each primitive is a few 32-bit words in a SharedArrayBuffer; it travels to workers as its
+ * buffer and is rebuilt there (see `marshal.ts`).
+ */
+import { threadId } from 'node:worker_threads';
+
+/** Blocking wait/wake on a shared word: Atomics for threads, a futex for processes (later). */
+export interface Waiter {
+  wait(words: Int32Array, index: number, expected: number, timeoutMs: number): void;
+  notify(words: Int32Array, index: number, count: number): void;
+}
+
+export const atomicsWaiter: Waiter = {
+  wait: (words, index, expected, timeoutMs) => void Atomics.wait(words, index, expected, timeoutMs),
+  notify: (words, index, count) => void Atomics.notify(words, index, count),
+};
+
+/** Timeouts are in milliseconds, as everywhere in Node; undefined or negative: wait forever. */
+function deadlineOf(timeoutMs: number | undefined): number {
+  return timeoutMs === undefined || timeoutMs < 0 ? Infinity : performance.now() + timeoutMs;
+}
+
+function remaining(deadline: number): number {
+  return deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now());
+}
+
+export type SyncKind = 'Lock' | 'RLock' | 'Semaphore' | 'BoundedSemaphore' | 'Event';
+
+/** What crosses to a worker: the kind and the words. */
+export interface SyncDescriptor {
+  kind: SyncKind;
+  buffer: SharedArrayBuffer;
+}
+
+abstract class SharedSync {
+  readonly words: Int32Array;
+
+  constructor(
+    readonly kind: SyncKind,
+    words: number,
+    buffer?: SharedArrayBuffer,
+    protected readonly waiter: Waiter = atomicsWaiter,
+  ) {
+    this.words = new Int32Array(buffer ?? new SharedArrayBuffer(words * 4));
+  }
+
+  /** @internal */
+  describe(): SyncDescriptor {
+    return { kind: this.kind, buffer: this.words.buffer as SharedArrayBuffer };
+  }
+}
+
+const UNLOCKED = 0;
+const LOCKED = 1;
+const CONTENDED = 2;
+/** Words: [state, holder pid, holder thread, contended acquisitions]. */
+const STATE = 0;
+const HOLDER_PID = 1;
+const HOLDER_TID = 2;
+const CONTENTION = 3;
+
+/** A mutex: any thread may release it (as Python's Lock). */
+export class Lock extends SharedSync {
+  constructor(buffer?: SharedArrayBuffer) {
+    super('Lock', 4, buffer);
+  }
+
+  /** Takes the lock; with `blocking` false or a timeout, says whether it got it. */
+  acquire(blocking = true, timeoutMs?: number): boolean {
+    const w = this.words;
+    let c = Atomics.compareExchange(w, STATE, UNLOCKED, LOCKED);
+    if (c !== UNLOCKED) {
+      if (!blocking) return false;
+      Atomics.add(w, CONTENTION, 1);
+      const deadline = deadlineOf(timeoutMs);
+      if (c !== CONTENDED) c = Atomics.exchange(w, STATE, CONTENDED);
+      while (c !== UNLOCKED) {
+        const left = remaining(deadline);
+        if (left === 0) return false;
+        this.waiter.wait(w, STATE, CONTENDED, left);
+        c = Atomics.exchange(w, STATE, CONTENDED);
+      }
+    }
+    Atomics.store(w, HOLDER_PID, process.pid);
+    Atomics.store(w, HOLDER_TID, threadId);
+    return true;
+  }
+
+  release(): void {
+    const w = this.words;
+    if (Atomics.load(w, STATE) === UNLOCKED) throw new Error('release of an unlocked Lock');
+    Atomics.store(w, HOLDER_PID, 0);
+    Atomics.store(w, HOLDER_TID, 0);
+    if (Atomics.sub(w, STATE, 1) !== LOCKED) {
+      Atomics.store(w, STATE, UNLOCKED);
+      this.waiter.notify(w, STATE, 1);
+    }
+  }
+
+  locked(): boolean {
+    return Atomics.load(this.words, STATE) !== UNLOCKED;
+  }
+
+  /** How many acquisitions had to wait: lock contention, for the views. */
+  get contention(): number {
+    return Atomics.load(this.words, CONTENTION);
+  }
+
+  /** Runs `fn` holding the lock (Python's `with lock:`), and releases it whatever happens. */
+  withLock<T>(fn: () => T): T {
+    this.acquire();
+    try {
+      return fn();
+    } finally {
+      this.release();
+    }
+  }
+}
+
+/** Words: [mutex state, owner pid, owner thread, contention, depth]. */
+const DEPTH = 4;
+
+/** A re-entrant lock: the thread that holds it may take it again; it must release as often. */
+export class RLock extends SharedSync {
+  private readonly mutex: Lock;
+
+  constructor(buffer?: SharedArrayBuffer) {
+    super('RLock', 5, buffer);
+    this.mutex = new Lock(this.words.buffer as SharedArrayBuffer);
+  }
+
+  private mine(): boolean {
+    return (
+      Atomics.load(this.words, HOLDER_PID) === process.pid &&
+      Atomics.load(this.words, HOLDER_TID) === threadId &&
+      Atomics.load(this.words, STATE) !== UNLOCKED
+    );
+  }
+
+  acquire(blocking = true, timeoutMs?: number): boolean {
+    if (this.mine()) {
+      Atomics.add(this.words, DEPTH, 1);
+      return true;
+    }
+    if (!this.mutex.acquire(blocking, timeoutMs)) return false;
+    Atomics.store(this.words, DEPTH, 1);
+    return true;
+  }
+
+  release(): void {
+    if (!this.mine()) throw new Error('cannot release an RLock this thread does not hold');
+    if (Atomics.sub(this.words, DEPTH, 1) === 1) this.mutex.release();
+  }
+
+  get contention(): number {
+    return this.mutex.contention;
+  }
+
+  withLock<T>(fn: () => T): T {
+    this.acquire();
+    try {
+      return fn();
+    } finally {
+      this.release();
+    }
+  }
+}
+
+/** Words: [value, max (BoundedSemaphore) or -1]. */
+export class Semaphore extends SharedSync {
+  constructor(value = 1, buffer?: SharedArrayBuffer, kind: SyncKind = 'Semaphore') {
+    super(kind, 2, buffer);
+    if (!buffer) {
+      if (!Number.isInteger(value) || value < 0)
+        throw new RangeError(`semaphore initial value must be >= 0, got ${value}`);
+      this.words[0] = value;
+      this.words[1] = kind === 'BoundedSemaphore' ? value : -1;
+    }
+  }
+
+  acquire(blocking = true, timeoutMs?: number): boolean {
+    const w = this.words;
+    const deadline = deadlineOf(timeoutMs);
+    for (;;) {
+      const v = Atomics.load(w, 0);
+      if (v > 0) {
+        if (Atomics.compareExchange(w, 0, v, v - 1) === v) return true;
+        continue;
+      }
+      if (!blocking) return false;
+      const left = remaining(deadline);
+      if (left === 0) return false;
+      this.waiter.wait(w, 0, 0, left);
+    }
+  }
+
+  release(n = 1): void {
+    const w = this.words;
+    const max = Atomics.load(w, 1);
+    if (max >= 0 && Atomics.load(w, 0) + n > max) {
+      throw new RangeError('BoundedSemaphore released too many times');
+    }
+    Atomics.add(w, 0, n);
+    this.waiter.notify(w, 0, n);
+  }
+
+  get value(): number {
+    return Atomics.load(this.words, 0);
+  }
+
+  withLock<T>(fn: () => T): T {
+    this.acquire();
+    try {
+      return fn();
+    } finally {
+      this.release();
+    }
+  }
+}
+
+/** A Semaphore that refuses to be released above its initial value. */
+export class BoundedSemaphore extends Semaphore {
+  constructor(value = 1, buffer?: SharedArrayBuffer) {
+    super(value, buffer, 'BoundedSemaphore');
+  }
+}
+
+/** A flag threads wait for: `set`, `clear`, `isSet`, `wait(timeout)`. */
+export class Event extends SharedSync {
+  constructor(buffer?: SharedArrayBuffer) {
+    super('Event', 1, buffer);
+  }
+
+  set(): void {
+    Atomics.store(this.words, 0, 1);
+    this.waiter.notify(this.words, 0, Infinity);
+  }
+
+  clear(): void {
+    Atomics.store(this.words, 0, 0);
+  }
+
+  isSet(): boolean {
+    return Atomics.load(this.words, 0) === 1;
+  }
+
+  /**
+   * Waits without blocking the thread (the main program should use this: a blocking wait there
+   * also stops the pool from handing out the tasks that would set the event).
+   */
+  async waitAsync(timeoutMs?: number): Promise<boolean> {
+    const deadline = deadlineOf(timeoutMs);
+    while (Atomics.load(this.words, 0) === 0) {
+      const left = remaining(deadline);
+      if (left === 0) return false;
+      const result = Atomics.waitAsync(this.words, 0, 0, left === Infinity ? undefined : left);
+      if (result.async) await result.value;
+    }
+    return true;
+  }
+
+  /** Waits until set, or for `timeoutMs`; says whether it is set. Blocks the calling thread. */
+  wait(timeoutMs?: number): boolean {
+    const deadline = deadlineOf(timeoutMs);
+    while (Atomics.load(this.words, 0) === 0) {
+      const left = remaining(deadline);
+      if (left === 0) return false;
+      this.waiter.wait(this.words, 0, 0, left);
+    }
+    return true;
+  }
+}
+
+export type AnySync = Lock | RLock | Semaphore | BoundedSemaphore | Event;
+
+export function reviveSync(d: SyncDescriptor): AnySync {
+  switch (d.kind) {
+    case 'Lock':
+      return new Lock(d.buffer);
+    case 'RLock':
+      return new RLock(d.buffer);
+    case 'Semaphore':
+      return new Semaphore(0, d.buffer);
+    case 'BoundedSemaphore':
+      return new BoundedSemaphore(0, d.buffer);
+    case 'Event':
+      return new Event(d.buffer);
+  }
+}

@@ -1,0 +1,323 @@
+/**
+ * Shared ctypes objects, as `multiprocessing.sharedctypes`: `Value`, `Array`, `RawValue`,
+ * `RawArray`. Created in the main program, passed to workers as task or Process arguments, and
+ * seen by all: a write in one is read by the others.
+ *
+ * As in Python, a `Value` or `Array` made with a lock (the default: a new `RLock`) takes it for
+ * each read and each write, and `v.value += 1` is still two separate steps, not atomic. Hold the
+ * lock around both (`v.withLock(() => { v.value += 1 })`) or use `v.add(1)`.
+ */
+import {
+  describeType,
+  resolveType,
+  TYPES,
+  type CType,
+  type ScalarType,
+  type StructType,
+  type TypeCode,
+} from './ctypes';
+import { Lock, RLock, type SyncDescriptor } from './sync';
+
+type Scalar = number | bigint;
+type LockOption = boolean | Lock | RLock;
+
+/** A plain description of a type, to rebuild it in a worker. */
+export type TypeSpec = { code: TypeCode } | { struct: string; fields: [string, TypeCode][] };
+
+export function typeSpec(type: CType): TypeSpec {
+  return type.kind === 'scalar'
+    ? { code: type.code }
+    : { struct: type.name, fields: type.fields.map((f) => [f.name, f.type.code]) };
+}
+
+export interface SharedDescriptor {
+  kind: 'Value' | 'Array';
+  type: TypeSpec;
+  length: number;
+  buffer: SharedArrayBuffer;
+  lock: SyncDescriptor | undefined;
+}
+
+/** A field-by-field view of one struct in shared memory: `point.x **= 2` writes through. */
+function structView(
+  type: StructType,
+  view: DataView,
+  offset: number,
+  guard: <T>(fn: () => T) => T,
+): Record<string, Scalar> {
+  const obj: Record<string, Scalar> = {};
+  for (const field of type.fields) {
+    Object.defineProperty(obj, field.name, {
+      enumerable: true,
+      get: () => guard(() => field.type.read(view, offset + field.offset)),
+      set: (v: Scalar) => guard(() => field.type.write(view, offset + field.offset, v)),
+    });
+  }
+  return obj;
+}
+
+function writeStruct(type: StructType, view: DataView, offset: number, value: unknown): void {
+  if (Array.isArray(value)) {
+    type.fields.forEach((f, i) => f.type.write(view, offset + f.offset, value[i] as Scalar));
+  } else if (value && typeof value === 'object') {
+    for (const f of type.fields) {
+      const v = (value as Record<string, Scalar>)[f.name];
+      if (v !== undefined) f.type.write(view, offset + f.offset, v);
+    }
+  } else {
+    throw new TypeError(
+      `a ${type.name} is written from [${type.fields.map((f) => f.name).join(', ')}] or an object`,
+    );
+  }
+}
+
+function makeLock(option: LockOption): Lock | RLock | undefined {
+  if (option === false) return undefined;
+  if (option === true) return new RLock();
+  if (option instanceof Lock || option instanceof RLock) return option;
+  throw new TypeError('lock must be true, false, a Lock or an RLock');
+}
+
+abstract class SharedCType {
+  readonly type: CType;
+  readonly view: DataView;
+  protected readonly lock: Lock | RLock | undefined;
+  protected readonly guard: <T>(fn: () => T) => T;
+
+  protected constructor(
+    type: CType,
+    readonly length: number,
+    buffer: SharedArrayBuffer | undefined,
+    lock: Lock | RLock | undefined,
+  ) {
+    this.type = type;
+    this.view = new DataView(buffer ?? new SharedArrayBuffer(Math.max(8, type.size * length)));
+    this.lock = lock;
+    this.guard = lock ? (fn) => lock.withLock(fn) : (fn) => fn();
+  }
+
+  /** The lock that guards this object (Python's `get_lock()`); raw objects have none. */
+  getLock(): Lock | RLock {
+    if (!this.lock)
+      throw new TypeError(
+        `this ${this.constructor.name} has no lock (made with lock: false, or raw)`,
+      );
+    return this.lock;
+  }
+
+  /** Runs `fn` holding this object's lock: the way to read-modify-write safely. */
+  withLock<T>(fn: () => T): T {
+    return this.getLock().withLock(fn);
+  }
+
+  protected read(index: number): unknown {
+    const offset = index * this.type.size;
+    if (this.type.kind === 'struct') return structView(this.type, this.view, offset, this.guard);
+    const scalar = this.type;
+    return this.guard(() => scalar.read(this.view, offset));
+  }
+
+  protected write(index: number, value: unknown): void {
+    const offset = index * this.type.size;
+    const type = this.type;
+    this.guard(() => {
+      if (type.kind === 'struct') writeStruct(type, this.view, offset, value);
+      else
+        type.write(
+          this.view,
+          offset,
+          typeof value === 'string' ? value.charCodeAt(0) : (value as Scalar),
+        );
+    });
+  }
+
+  /** @internal How it travels to a worker. */
+  describe(kind: 'Value' | 'Array'): SharedDescriptor {
+    return {
+      kind,
+      type: typeSpec(this.type),
+      length: this.length,
+      buffer: this.view.buffer as SharedArrayBuffer,
+      lock: this.lock?.describe(),
+    };
+  }
+}
+
+export interface ValueOptions {
+  /** `true` (default): a new RLock; `false`: none (a raw value); or a Lock/RLock to share. */
+  lock?: LockOption;
+}
+
+/** One shared C value: `new Value('i', 7)`, `new Value(c_double, 1/3, { lock: false })`. */
+export class Value<T = Scalar> extends SharedCType {
+  constructor(
+    type: TypeCode | CType,
+    initial?: unknown,
+    options: ValueOptions = {},
+    buffer?: SharedArrayBuffer,
+  ) {
+    super(resolveType(type), 1, buffer, makeLock(options.lock ?? true));
+    if (!buffer && initial !== undefined) this.write(0, initial);
+  }
+
+  get value(): T {
+    return this.read(0) as T;
+  }
+
+  set value(v: T) {
+    this.write(0, v);
+  }
+
+  /** Adds atomically and returns the new value: safe from any number of workers. */
+  add(delta: number | bigint): T {
+    const type = this.type;
+    if (type.kind === 'scalar' && type.atomic) {
+      const lanes =
+        type.code === 'i'
+          ? new Int32Array(this.view.buffer, 0, 1)
+          : new Uint32Array(this.view.buffer, 0, 1);
+      return (Atomics.add(lanes, 0, Number(delta)) + Number(delta)) as T;
+    }
+    if (type.kind !== 'scalar')
+      throw new TypeError(`add() needs a numeric Value, not ${describeType(type)}`);
+    const lock = this.lock;
+    if (!lock)
+      throw new TypeError(
+        `add() on a raw ${describeType(type)} value is not atomic: give it a lock`,
+      );
+    return lock.withLock(() => {
+      const next =
+        typeof delta === 'bigint' || (type.size === 8 && type.code !== 'd')
+          ? BigInt(type.read(this.view, 0)) + BigInt(delta)
+          : Number(type.read(this.view, 0)) + Number(delta);
+      type.write(this.view, 0, next);
+      return type.read(this.view, 0) as T;
+    });
+  }
+
+  override toString(): string {
+    return `Value(${describeType(this.type)}, ${String(this.value)})`;
+  }
+}
+
+/** A shared value without a lock (Python's `RawValue`). */
+export class RawValue<T = Scalar> extends Value<T> {
+  constructor(type: TypeCode | CType, initial?: unknown, buffer?: SharedArrayBuffer) {
+    super(type, initial, { lock: false }, buffer);
+  }
+}
+
+/**
+ * A shared C array: `new SharedArray('i', 10)`, `new SharedArray('c', 'hello world')`,
+ * `new SharedArray(Point, [[1, 2], [3, 4]])`. Index it (`a[0]`, `a.at(-1)`), iterate it, and for
+ * `'c'` arrays read and write `.value` as a string.
+ */
+export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> {
+  [index: number]: T;
+
+  constructor(
+    type: TypeCode | CType,
+    sizeOrInitial: number | Iterable<unknown> | string,
+    options: ValueOptions = {},
+    buffer?: SharedArrayBuffer,
+  ) {
+    const resolved = resolveType(type);
+    const initial =
+      typeof sizeOrInitial === 'number'
+        ? undefined
+        : typeof sizeOrInitial === 'string'
+          ? [...Buffer.from(sizeOrInitial, 'latin1')]
+          : sizeOrInitial instanceof Uint8Array
+            ? [...sizeOrInitial]
+            : [...sizeOrInitial];
+    const length = typeof sizeOrInitial === 'number' ? sizeOrInitial : initial!.length;
+    if (!Number.isInteger(length) || length < 0)
+      throw new RangeError(`array size must be a non-negative integer, got ${length}`);
+    super(resolved, length, buffer, makeLock(options.lock ?? true));
+    if (!buffer && initial) initial.forEach((v, i) => this.write(i, v));
+    // Index access (a[0]) as in Python, on top of the methods.
+    return new Proxy(this, {
+      get(target, prop, receiver) {
+        if (typeof prop === 'string' && /^\d+$/.test(prop)) return target.at(Number(prop));
+        return Reflect.get(target, prop, receiver);
+      },
+      set(target, prop, value, receiver) {
+        if (typeof prop === 'string' && /^\d+$/.test(prop)) {
+          target.set(Number(prop), value as T);
+          return true;
+        }
+        return Reflect.set(target, prop, value, receiver);
+      },
+    });
+  }
+
+  private index(i: number): number {
+    const at = i < 0 ? this.length + i : i;
+    if (!Number.isInteger(at) || at < 0 || at >= this.length) {
+      throw new RangeError(`index ${i} is out of range for an array of ${this.length}`);
+    }
+    return at;
+  }
+
+  at(i: number): T {
+    return this.read(this.index(i)) as T;
+  }
+
+  set(i: number, value: T): void {
+    this.write(this.index(i), value);
+  }
+
+  *[Symbol.iterator](): Iterator<T> {
+    for (let i = 0; i < this.length; i++) yield this.at(i);
+  }
+
+  toArray(): T[] {
+    return [...this];
+  }
+
+  /** For `'c'` arrays: the bytes up to the first NUL, as a string (Python's `.value`). */
+  get value(): string {
+    this.mustBeChars();
+    return this.guard(() => {
+      const bytes = new Uint8Array(this.view.buffer, 0, this.length);
+      const end = bytes.indexOf(0);
+      return Buffer.from(bytes.subarray(0, end === -1 ? this.length : end)).toString('latin1');
+    });
+  }
+
+  set value(text: string) {
+    this.mustBeChars();
+    const bytes = Buffer.from(text, 'latin1');
+    if (bytes.length > this.length)
+      throw new RangeError(`'${text}' is longer than the array (${this.length})`);
+    this.guard(() => {
+      const target = new Uint8Array(this.view.buffer, 0, this.length);
+      target.set(bytes);
+      if (bytes.length < this.length) target[bytes.length] = 0;
+    });
+  }
+
+  /** For `'c'` arrays: every byte. */
+  get raw(): Uint8Array {
+    this.mustBeChars();
+    return new Uint8Array(this.view.buffer, 0, this.length);
+  }
+
+  private mustBeChars(): void {
+    if (this.type !== TYPES.c)
+      throw new TypeError(".value and .raw are for 'c' arrays; index other arrays");
+  }
+}
+
+/** A shared array without a lock (Python's `RawArray`). */
+export class RawArray<T = Scalar> extends SharedArray<T> {
+  constructor(
+    type: TypeCode | CType,
+    sizeOrInitial: number | Iterable<unknown> | string,
+    buffer?: SharedArrayBuffer,
+  ) {
+    super(type, sizeOrInitial, { lock: false }, buffer);
+  }
+}
+
+export type { ScalarType };

@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import {
+  Array as SharedArrayOf,
+  BoundedSemaphore,
+  Event,
+  Lock,
+  RawArray,
+  RawValue,
+  RLock,
+  Semaphore,
+  Struct,
+  Value,
+  c_double,
+} from 'poolscope/dummy';
+import { Pool as ProcessPool, Value as ProcessValue } from 'poolscope';
+import { fixture, withPool } from '../helpers';
+
+const Point = Struct('Point', { x: 'd', y: 'd' });
+
+describe('shared ctypes in one thread', () => {
+  it('Values of every type code keep what is written', () => {
+    assert.equal(new Value('i', -7).value, -7);
+    assert.equal(new Value('I', 4_000_000_000).value, 4_000_000_000);
+    assert.equal(new Value('b', -128).value, -128);
+    assert.equal(new Value('B', 255).value, 255);
+    assert.equal(new Value('h', -300).value, -300);
+    assert.equal(new Value('H', 65535).value, 65535);
+    assert.equal(new Value('q', 2n ** 62n).value, 2n ** 62n);
+    assert.equal(new Value('Q', 2n ** 63n).value, 2n ** 63n);
+    assert.equal(new Value('l', -5n).value, -5n);
+    assert.equal(new Value('f', 0.5).value, 0.5);
+    assert.equal(new Value(c_double, 1 / 3).value, 1 / 3);
+    assert.equal(new Value('c', 'A').value, 65);
+    assert.throws(() => new Value('z' as never, 1), /unknown type code 'z'/);
+  });
+
+  it('Arrays index, iterate, take negative indexes, refuse out-of-range ones', () => {
+    const a = new SharedArrayOf('i', [1, 2, 3]);
+    assert.equal(a.length, 3);
+    assert.equal(a[0], 1);
+    a[1] = 20;
+    assert.equal(a.at(-1), 3);
+    assert.deepEqual([...a], [1, 20, 3]);
+    assert.throws(() => a.at(3), /index 3 is out of range for an array of 3/);
+    assert.deepEqual(new SharedArrayOf('d', 2).toArray(), [0, 0]);
+  });
+
+  it("'c' arrays read and write .value as text, as Python's bytes", () => {
+    const s = new SharedArrayOf('c', 'hello world');
+    assert.equal(s.value, 'hello world');
+    s.value = 'HI';
+    assert.equal(s.value, 'HI');
+    assert.equal(s.raw.length, 11);
+    assert.throws(() => (s.value = 'x'.repeat(12)), /longer than the array/);
+  });
+
+  it('struct arrays lay fields out as C does and write through field views', () => {
+    assert.equal(Point.size, 16);
+    assert.equal(Struct('Mixed', { a: 'b', b: 'd', c: 'i' }).size, 24);
+    const A = new SharedArrayOf<{ x: number; y: number }>(Point, [[1, 2], { x: 3, y: 4 }]);
+    const p = A.at(1);
+    p.x **= 2;
+    assert.deepEqual(
+      [...A].map((q) => [q.x, q.y]),
+      [
+        [1, 2],
+        [9, 4],
+      ],
+    );
+  });
+
+  it('raw objects have no lock; locked ones give theirs', () => {
+    assert.throws(() => new RawValue('i', 1).getLock(), /has no lock/);
+    assert.throws(() => new RawArray('i', 2).getLock(), /has no lock/);
+    assert.ok(new Value('i', 1).getLock() instanceof RLock);
+    const shared = new Lock();
+    assert.equal(new Value('i', 1, { lock: shared }).getLock(), shared);
+  });
+
+  it('Lock, RLock, Semaphore, BoundedSemaphore and Event follow Python', () => {
+    const lock = new Lock();
+    assert.equal(lock.acquire(), true);
+    assert.equal(lock.acquire(false), false);
+    assert.equal(lock.acquire(true, 20), false);
+    lock.release();
+    assert.throws(() => lock.release(), /unlocked/);
+    const r = new RLock();
+    r.acquire();
+    r.acquire();
+    r.release();
+    r.release();
+    assert.throws(() => r.release(), /does not hold/);
+    const sem = new Semaphore(2);
+    assert.ok(sem.acquire() && sem.acquire());
+    assert.equal(sem.acquire(true, 10), false);
+    sem.release(2);
+    const bounded = new BoundedSemaphore(1);
+    assert.throws(() => bounded.release(), /released too many times/);
+    const event = new Event();
+    assert.equal(event.wait(10), false);
+    event.set();
+    assert.equal(event.wait(), true);
+  });
+});
+
+describe('shared ctypes across worker threads', () => {
+  it('atomic add from two workers gives the exact total', async () => {
+    await withPool(
+      { module: fixture('shared-tasks.mjs'), backend: 'thread', size: 2 },
+      async (pool) => {
+        const v = new Value('i', 0);
+        await Promise.all([pool.apply('addMany', [v, 50_000]), pool.apply('addMany', [v, 50_000])]);
+        assert.equal(v.value, 100_000);
+      },
+    );
+  });
+
+  it('read-modify-write under the value lock from two workers gives the exact total', async () => {
+    await withPool(
+      { module: fixture('shared-tasks.mjs'), backend: 'thread', size: 2 },
+      async (pool) => {
+        const v = new Value('d', 0);
+        await Promise.all([
+          pool.apply('incrementLocked', [v, 5_000]),
+          pool.apply('incrementLocked', [v, 5_000]),
+        ]);
+        assert.equal(v.value, 10_000);
+        assert.ok(v.getLock().contention >= 0);
+      },
+    );
+  });
+
+  it('writes in a worker are read here; struct arrays travel with their layout', async () => {
+    await withPool(
+      { module: fixture('shared-tasks.mjs'), backend: 'thread', size: 1 },
+      async (pool) => {
+        const arr = new SharedArrayOf('i', 5);
+        await pool.apply('fill', [arr, 10]);
+        assert.deepEqual(arr.toArray(), [10, 11, 12, 13, 14]);
+        const points = new SharedArrayOf(Point, [[0.5, 1.5]]);
+        assert.deepEqual(await pool.apply('readStruct', [points]), [[0.5, 1.5]]);
+      },
+    );
+  });
+
+  it('a lock held here times out in a worker; an Event set in a worker wakes us', async () => {
+    await withPool(
+      { module: fixture('shared-tasks.mjs'), backend: 'thread', size: 1 },
+      async (pool) => {
+        const lock = new Lock();
+        lock.acquire();
+        assert.equal(await pool.apply('tryLock', [lock, 50]), false);
+        lock.release();
+        assert.equal(await pool.apply('tryLock', [lock, 50]), true);
+        const event = new Event();
+        const setter = pool.apply('setEvent', [event, 100]);
+        assert.equal(await event.waitAsync(5_000), true);
+        await setter;
+      },
+    );
+  });
+
+  it('on processes, passing shared memory is refused clearly until the addon lands', () => {
+    const pool = new ProcessPool({ module: fixture('shared-tasks.mjs'), size: 1 });
+    try {
+      assert.throws(
+        () => pool.applyAsync('addMany', [new ProcessValue('i', 0), 1]),
+        /cannot be sent to worker processes yet .* use poolscope\/dummy/,
+      );
+    } finally {
+      void pool.terminate();
+    }
+  });
+
+  it("the seed's example prints what the seed prints, in TypeScript, on threads", () => {
+    const root = join(__dirname, '..', '..', '..');
+    const run = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        join(root, 'dist', 'cli', 'register.mjs'),
+        join(root, 'examples', 'seed-shared.ts'),
+        '--threads',
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(
+      run.stdout,
+      'Ounput:\n49\n0.1111111111111111\nHELLO WORLD\n[(3.515625, 39.0625), (33.0625, 4.0), (5.640625, 90.25)]\n',
+    );
+  });
+});
