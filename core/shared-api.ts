@@ -17,7 +17,7 @@ export {
 } from './pool';
 export type { ProcessOptions } from './process';
 export * from './shared/ctypes';
-export { BoundedSemaphore, Event, Lock, RLock, Semaphore } from './shared/sync';
+export { BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from './shared/sync';
 export {
   RawArray,
   RawValue,

@@ -5,13 +5,14 @@
  */
 import { Struct, TYPES, type CType } from './ctypes';
 import {
-  AnySync,
   BoundedSemaphore,
+  Condition,
   Event,
   Lock,
   reviveSync,
   RLock,
   Semaphore,
+  type AnySync,
   type SyncDescriptor,
 } from './sync';
 import { SharedArray, Value, type SharedDescriptor, type TypeSpec } from './values';
@@ -28,7 +29,8 @@ function isShared(arg: unknown): arg is Value<unknown> | SharedArray<unknown> | 
     arg instanceof RLock ||
     arg instanceof Semaphore ||
     arg instanceof BoundedSemaphore ||
-    arg instanceof Event
+    arg instanceof Event ||
+    arg instanceof Condition
   );
 }
 

@@ -29,12 +29,14 @@ function remaining(deadline: number): number {
   return deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now());
 }
 
-export type SyncKind = 'Lock' | 'RLock' | 'Semaphore' | 'BoundedSemaphore' | 'Event';
+export type SyncKind = 'Lock' | 'RLock' | 'Semaphore' | 'BoundedSemaphore' | 'Event' | 'Condition';
 
 /** What crosses to a worker: the kind and the words. */
 export interface SyncDescriptor {
   kind: SyncKind;
   buffer: SharedArrayBuffer;
+  /** A Condition's lock. */
+  lock?: SyncDescriptor;
 }
 
 abstract class SharedSync {
@@ -161,6 +163,20 @@ export class RLock extends SharedSync {
     return this.mutex.contention;
   }
 
+  /** @internal For Condition.wait: let go entirely, and say how deep it was held. */
+  releaseAll(): number {
+    if (!this.mine()) throw new Error('cannot release an RLock this thread does not hold');
+    const depth = Atomics.exchange(this.words, DEPTH, 0);
+    this.mutex.release();
+    return depth;
+  }
+
+  /** @internal For Condition.wait: take it back at the depth it had. */
+  acquireAll(depth: number): void {
+    this.mutex.acquire();
+    Atomics.store(this.words, DEPTH, depth);
+  }
+
   withLock<T>(fn: () => T): T {
     this.acquire();
     try {
@@ -276,7 +292,74 @@ export class Event extends SharedSync {
   }
 }
 
-export type AnySync = Lock | RLock | Semaphore | BoundedSemaphore | Event;
+/**
+ * Python's Condition: `wait` lets go of the lock until notified (or the timeout), then takes it
+ * back; `notify(n)`, `notifyAll()`, `waitFor(predicate, timeout)`. Words: [generation].
+ */
+export class Condition extends SharedSync {
+  readonly lock: Lock | RLock;
+
+  constructor(lock?: Lock | RLock, buffer?: SharedArrayBuffer) {
+    super('Condition', 1, buffer);
+    this.lock = lock ?? new RLock();
+  }
+
+  acquire(blocking = true, timeoutMs?: number): boolean {
+    return this.lock.acquire(blocking, timeoutMs);
+  }
+
+  release(): void {
+    this.lock.release();
+  }
+
+  withLock<T>(fn: () => T): T {
+    return this.lock.withLock(fn);
+  }
+
+  /** Must hold the lock. Returns false on timeout. */
+  wait(timeoutMs?: number): boolean {
+    const generation = Atomics.load(this.words, 0);
+    const depth = this.lock instanceof RLock ? this.lock.releaseAll() : (this.lock.release(), 1);
+    const result = Atomics.wait(
+      this.words,
+      0,
+      generation,
+      timeoutMs === undefined || timeoutMs < 0 ? undefined : timeoutMs,
+    );
+    if (this.lock instanceof RLock) this.lock.acquireAll(depth);
+    else this.lock.acquire();
+    return result !== 'timed-out';
+  }
+
+  /** Waits until `predicate()` is true (checked with the lock held), or the timeout. */
+  waitFor(predicate: () => boolean, timeoutMs?: number): boolean {
+    const deadline = deadlineOf(timeoutMs);
+    let ok = predicate();
+    while (!ok) {
+      const left = remaining(deadline);
+      if (left === 0) break;
+      this.wait(left === Infinity ? undefined : left);
+      ok = predicate();
+    }
+    return ok;
+  }
+
+  notify(n = 1): void {
+    Atomics.add(this.words, 0, 1);
+    this.waiter.notify(this.words, 0, n);
+  }
+
+  notifyAll(): void {
+    this.notify(Infinity);
+  }
+
+  /** @internal */
+  override describe(): SyncDescriptor {
+    return { ...super.describe(), lock: this.lock.describe() };
+  }
+}
+
+export type AnySync = Lock | RLock | Semaphore | BoundedSemaphore | Event | Condition;
 
 export function reviveSync(d: SyncDescriptor): AnySync {
   switch (d.kind) {
@@ -290,5 +373,7 @@ export function reviveSync(d: SyncDescriptor): AnySync {
       return new BoundedSemaphore(0, d.buffer);
     case 'Event':
       return new Event(d.buffer);
+    case 'Condition':
+      return new Condition(reviveSync(d.lock!) as Lock | RLock, d.buffer);
   }
 }

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import {
   Array as SharedArrayOf,
   BoundedSemaphore,
+  Condition,
   Event,
   Lock,
   RawArray,
@@ -159,6 +160,27 @@ describe('shared ctypes across worker threads', () => {
         const setter = pool.apply('setEvent', [event, 100]);
         assert.equal(await event.waitAsync(5_000), true);
         await setter;
+      },
+    );
+  });
+
+  it('a Condition wakes a worker waiting for a value this thread sets', async () => {
+    await withPool(
+      { module: fixture('shared-tasks.mjs'), backend: 'thread', size: 1 },
+      async (pool) => {
+        const cond = new Condition();
+        const v = new Value('i', 0, { lock: false });
+        const waiting = pool.apply('waitForValue', [cond, v, 5_000]);
+        await new Promise((r) => setTimeout(r, 100));
+        cond.withLock(() => {
+          v.value = 1;
+          cond.notifyAll();
+        });
+        assert.equal(await waiting, true);
+        assert.equal(
+          await pool.apply('waitForValue', [cond, new Value('i', 0, { lock: false }), 50]),
+          false,
+        );
       },
     );
   });
