@@ -98,6 +98,27 @@ export class RateMeter {
   }
 }
 
+function shortJson(value: unknown, max = 60): string {
+  const text =
+    typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** Shared objects with their latest values (the most recently changed first). */
+export function sharedLines(run: RunModel, s: Style, limit: number): string[] {
+  if (run.shared.size === 0) return [];
+  const all = [...run.shared.values()].sort((a, b) => (b.updatedAt ?? 0) - (a.updatedAt ?? 0));
+  const lines = [s.bold(`shared memory (${run.shared.size}):`)];
+  for (const sh of all.slice(0, limit)) {
+    const what = `${sh.kind}${sh.ctype ? ` ${sh.ctype}` : ''}${sh.length > 1 ? `[${sh.length}]` : ''}`;
+    const contention = sh.contention ? s.yellow(` contention ${sh.contention}`) : '';
+    const where = sh.creator ? s.dim(` (${sh.creator.replace(/^file:\/\//, '')})`) : '';
+    lines.push(`  ${what} = ${shortJson(sh.value)}${contention}${where}`);
+  }
+  if (all.length > limit) lines.push(s.dim(`  … ${all.length - limit} more`));
+  return lines;
+}
+
 /** The live view: per pool a progress bar and its workers, then the latest errors. */
 export function liveLines(
   run: RunModel,
@@ -131,6 +152,7 @@ export function liveLines(
         : `exited ${proc.exitCode}${proc.signal ? ` ${proc.signal}` : ''}`;
     lines.push(`${s.bold(`process ${proc.name}`)} ${proc.target}() ${state}`);
   }
+  lines.push(...sharedLines(run, s, 6));
   const latest = run.errors.slice(-3);
   if (latest.length > 0) {
     lines.push(s.bold(`errors (${fmt(run.errorCount)}), latest:`));
@@ -172,7 +194,7 @@ export function summaryLines(run: RunModel, s: Style): string[] {
         ? `killed by ${run.signal}`
         : `exit code ${run.exitCode}`;
   lines.push(s.bold(`run ${run.id}: ${exit}, ${formatMs(duration)}`));
-  if (run.pools.size === 0 && run.processes.size === 0) {
+  if (run.pools.size === 0 && run.processes.size === 0 && run.shared.size === 0) {
     lines.push(
       s.yellow(
         '  no pool or Process was created: the script does not use poolscope, or ended before it did',
@@ -197,6 +219,7 @@ export function summaryLines(run: RunModel, s: Style): string[] {
     const error = proc.error ? ` ${s.red(errorTitle(proc.error))}` : '';
     lines.push(`  ${s.bold(`process ${proc.name}`)} ${proc.target}(): exit ${how}${error}`);
   }
+  lines.push(...sharedLines(run, s, 20).map((l) => `  ${l}`));
   if (run.callbacks.invoked) {
     lines.push(
       `  callbacks: ${fmt(run.callbacks.invoked)} run, ${run.callbacks.threw ? s.red(`${run.callbacks.threw} threw`) : '0 threw'}`,

@@ -8,6 +8,7 @@
  * buffer and is rebuilt there (see `marshal.ts`).
  */
 import { threadId } from 'node:worker_threads';
+import { announceShared } from '../trace/shared-trace';
 
 /** Blocking wait/wake on a shared word: Atomics for threads, a futex for processes (later). */
 export interface Waiter {
@@ -68,8 +69,17 @@ const CONTENTION = 3;
 
 /** A mutex: any thread may release it (as Python's Lock). */
 export class Lock extends SharedSync {
-  constructor(buffer?: SharedArrayBuffer) {
+  constructor(buffer?: SharedArrayBuffer, announce = true) {
     super('Lock', 4, buffer);
+    if (!buffer && announce) {
+      announceShared(
+        { sample: () => ({ value: { locked: this.locked() }, contention: this.contention }) },
+        'Lock',
+        '',
+        0,
+        true,
+      );
+    }
   }
 
   /** Takes the lock; with `blocking` false or a timeout, says whether it got it. */
@@ -131,9 +141,18 @@ const DEPTH = 4;
 export class RLock extends SharedSync {
   private readonly mutex: Lock;
 
-  constructor(buffer?: SharedArrayBuffer) {
+  constructor(buffer?: SharedArrayBuffer, announce = true) {
     super('RLock', 5, buffer);
     this.mutex = new Lock(this.words.buffer as SharedArrayBuffer);
+    if (!buffer && announce) {
+      announceShared(
+        { sample: () => ({ value: { locked: this.mutex.locked() }, contention: this.contention }) },
+        'RLock',
+        '',
+        0,
+        true,
+      );
+    }
   }
 
   private mine(): boolean {
@@ -196,6 +215,7 @@ export class Semaphore extends SharedSync {
         throw new RangeError(`semaphore initial value must be >= 0, got ${value}`);
       this.words[0] = value;
       this.words[1] = kind === 'BoundedSemaphore' ? value : -1;
+      announceShared({ sample: () => ({ value: this.value }) }, kind, '', 0, true);
     }
   }
 
@@ -250,6 +270,8 @@ export class BoundedSemaphore extends Semaphore {
 export class Event extends SharedSync {
   constructor(buffer?: SharedArrayBuffer) {
     super('Event', 1, buffer);
+    if (!buffer)
+      announceShared({ sample: () => ({ value: { set: this.isSet() } }) }, 'Event', '', 0, false);
   }
 
   set(): void {
@@ -301,7 +323,7 @@ export class Condition extends SharedSync {
 
   constructor(lock?: Lock | RLock, buffer?: SharedArrayBuffer) {
     super('Condition', 1, buffer);
-    this.lock = lock ?? new RLock();
+    this.lock = lock ?? new RLock(undefined, false);
   }
 
   acquire(blocking = true, timeoutMs?: number): boolean {

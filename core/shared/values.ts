@@ -16,6 +16,7 @@ import {
   type StructType,
   type TypeCode,
 } from './ctypes';
+import { announceShared, summarize } from '../trace/shared-trace';
 import { Lock, RLock, type SyncDescriptor } from './sync';
 
 type Scalar = number | bigint;
@@ -73,7 +74,7 @@ function writeStruct(type: StructType, view: DataView, offset: number, value: un
 
 function makeLock(option: LockOption): Lock | RLock | undefined {
   if (option === false) return undefined;
-  if (option === true) return new RLock();
+  if (option === true) return new RLock(undefined, false);
   if (option instanceof Lock || option instanceof RLock) return option;
   throw new TypeError('lock must be true, false, a Lock or an RLock');
 }
@@ -131,6 +132,29 @@ abstract class SharedCType {
     });
   }
 
+  /** @internal For the trace: read without the lock (a sample may be torn; it is only a view). */
+  protected peek(index: number): unknown {
+    const offset = index * this.type.size;
+    if (this.type.kind === 'scalar') return this.type.read(this.view, offset);
+    const out: Record<string, unknown> = {};
+    for (const f of this.type.fields) out[f.name] = f.type.read(this.view, offset + f.offset);
+    return out;
+  }
+
+  /** @internal */
+  protected announce(): void {
+    announceShared(
+      { sample: () => this.sample() },
+      this.constructor.name === 'SharedArray' ? 'Array' : this.constructor.name,
+      describeType(this.type),
+      this.length,
+      this.lock !== undefined,
+    );
+  }
+
+  /** @internal */
+  protected abstract sample(): { value: unknown; contention?: number };
+
   /** @internal How it travels to a worker. */
   describe(kind: 'Value' | 'Array'): SharedDescriptor {
     return {
@@ -158,6 +182,12 @@ export class Value<T = Scalar> extends SharedCType {
   ) {
     super(resolveType(type), 1, buffer, makeLock(options.lock ?? true));
     if (!buffer && initial !== undefined) this.write(0, initial);
+    if (!buffer) this.announce();
+  }
+
+  /** @internal */
+  protected sample(): { value: unknown; contention?: number } {
+    return { value: this.peek(0), ...(this.lock ? { contention: this.lock.contention } : {}) };
   }
 
   get value(): T {
@@ -235,6 +265,7 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
       throw new RangeError(`array size must be a non-negative integer, got ${length}`);
     super(resolved, length, buffer, makeLock(options.lock ?? true));
     if (!buffer && initial) initial.forEach((v, i) => this.write(i, v));
+    if (!buffer) this.announce();
     // Index access (a[0]) as in Python, on top of the methods.
     return new Proxy(this, {
       get(target, prop, receiver) {
@@ -249,6 +280,26 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
         return Reflect.set(target, prop, value, receiver);
       },
     });
+  }
+
+  /** @internal */
+  protected sample(): { value: unknown; contention?: number } {
+    const contention = this.lock ? { contention: this.lock.contention } : {};
+    if (this.type === TYPES.c) {
+      const bytes = new Uint8Array(this.view.buffer, 0, this.length);
+      const end = bytes.indexOf(0);
+      return {
+        value: Buffer.from(bytes.subarray(0, end === -1 ? this.length : end)).toString('latin1'),
+        ...contention,
+      };
+    }
+    // Large arrays: a window and, up to 100k items, the range.
+    const n = this.length <= 100_000 ? this.length : 16;
+    const items: unknown[] = [];
+    for (let i = 0; i < n; i++) items.push(this.peek(i));
+    const summary = summarize(items);
+    const value = this.length > n ? { length: this.length, window: items.slice(0, 16) } : summary;
+    return { value, ...contention };
   }
 
   private index(i: number): number {

@@ -210,6 +210,29 @@ export const Output = event('output', {
   stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr'), Type.Literal('log')]),
   text: Type.String(),
 });
+/** Shared objects are named `<pid>:<n>`, unique within a run. */
+const SharedId = Type.String({ description: 'pid:number' });
+export const SharedCreated = event('shared.created', {
+  id: SharedId,
+  /** Value, Array, RawValue, RawArray, Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition. */
+  kind: Type.String(),
+  /** The element type: `'i'`, `'d'`, `Struct Point`; empty for locks. */
+  ctype: Type.String(),
+  length: Type.Integer({ minimum: 0 }),
+  lock: Type.Boolean(),
+  /** Where it was created: the first frame outside Poolscope. */
+  creator: Type.Optional(Type.String()),
+});
+export const SharedSampled = event('shared.sampled', {
+  id: SharedId,
+  /**
+   * A Value's value; for an Array, `{ length, window, min, max }` (window: the first items);
+   * for a Semaphore its count, an Event whether it is set, a lock whether it is held.
+   */
+  value: Json,
+  /** Acquisitions of its lock that had to wait, so far. */
+  contention: Type.Optional(Type.Integer({ minimum: 0 })),
+});
 export const EventsDropped = event('events.dropped', {
   count: Type.Integer({ minimum: 1 }),
   /** How many of each type were dropped. */
@@ -233,6 +256,8 @@ export const EVENT_SCHEMAS = [
   ProcessStarted,
   ProcessExited,
   Output,
+  SharedCreated,
+  SharedSampled,
   EventsDropped,
 ] as const;
 

@@ -116,6 +116,22 @@ export interface ProcessModel {
   error?: ErrorInfo;
 }
 
+export interface SharedModel {
+  id: string;
+  kind: string;
+  ctype: string;
+  length: number;
+  lock: boolean;
+  creator?: string;
+  createdAt: number;
+  /** The latest sample (JSON, as sampled). */
+  value?: unknown;
+  updatedAt?: number;
+  contention: number;
+  /** The last `samplesPerShared` samples, oldest first, for charts. */
+  samples: { ts: number; value: unknown }[];
+}
+
 export interface RunModel {
   id: string;
   argv?: string[];
@@ -127,6 +143,7 @@ export interface RunModel {
   signal?: string | null;
   pools: Map<string, PoolModel>;
   processes: Map<string, ProcessModel>;
+  shared: Map<string, SharedModel>;
   /** The last `errorsPerRun` errors; `errorCount` counts them all. */
   errors: ErrorEntry[];
   errorCount: number;
@@ -144,6 +161,7 @@ export interface StoreOptions {
   errorsPerRun?: number;
   outputLines?: number;
   problemsKept?: number;
+  samplesPerShared?: number;
 }
 
 /** Per pool: one byte per task id (its state code), grown as ids grow. */
@@ -180,12 +198,14 @@ export class Store {
   private readonly errorsPerRun: number;
   private readonly outputLines: number;
   private readonly problemsKept: number;
+  private readonly samplesPerShared: number;
 
   constructor(options: StoreOptions = {}) {
     this.tasksPerPool = options.tasksPerPool ?? 1000;
     this.errorsPerRun = options.errorsPerRun ?? 500;
     this.outputLines = options.outputLines ?? 1000;
     this.problemsKept = options.problemsKept ?? 100;
+    this.samplesPerShared = options.samplesPerShared ?? 300;
   }
 
   /** Parses and applies one JSONL line; a bad line is reported in `problems` and skipped. */
@@ -362,6 +382,43 @@ export class Store {
       case 'events.dropped':
         run.dropped += event.count;
         break;
+      case 'shared.created':
+        run.shared.set(event.id, {
+          id: event.id,
+          kind: event.kind,
+          ctype: event.ctype,
+          length: event.length,
+          lock: event.lock,
+          ...(event.creator ? { creator: event.creator } : {}),
+          createdAt: event.ts,
+          contention: 0,
+          samples: [],
+        });
+        break;
+      case 'shared.sampled': {
+        let shared = run.shared.get(event.id);
+        if (!shared) {
+          shared = {
+            id: event.id,
+            kind: '?',
+            ctype: '',
+            length: 0,
+            lock: false,
+            createdAt: event.ts,
+            contention: 0,
+            samples: [],
+          };
+          run.shared.set(event.id, shared);
+        }
+        if (shared.updatedAt === undefined || event.ts >= shared.updatedAt) {
+          shared.value = event.value;
+          shared.updatedAt = event.ts;
+          if (event.contention !== undefined) shared.contention = event.contention;
+        }
+        shared.samples.push({ ts: event.ts, value: event.value });
+        if (shared.samples.length > this.samplesPerShared) shared.samples.shift();
+        break;
+      }
       default:
         this.problem(`unknown event type ${(event as { type: string }).type} (skipped)`);
     }
@@ -377,6 +434,7 @@ export class Store {
         startedAt: ts,
         pools: new Map(),
         processes: new Map(),
+        shared: new Map(),
         errors: [],
         errorCount: 0,
         callbacks: { invoked: 0, threw: 0 },

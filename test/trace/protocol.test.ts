@@ -10,11 +10,11 @@ import { protocolJsonSchema } from 'poolscope/internal/trace/protocol';
 
 const root = join(__dirname, '..', '..', '..');
 
-function traceOf(script: string, args: string[] = []): string[] {
+function traceOf(script: string, args: string[] = [], nodeArgs: string[] = []): string[] {
   const dir = mkdtempSync(join(tmpdir(), 'poolscope-test-'));
   try {
     const file = join(dir, 'trace.jsonl');
-    const run = spawnSync(process.execPath, [script, ...args], {
+    const run = spawnSync(process.execPath, [...nodeArgs, script, ...args], {
       env: { ...process.env, POOLSCOPE_TRACE: `file:${file}`, POOLSCOPE_RUN: 'schema' },
       encoding: 'utf8',
       timeout: 60_000,
@@ -71,6 +71,29 @@ describe('protocol v1', () => {
       assert.ok(events.some((e) => e.type === 'process.exited'));
     });
   }
+
+  it('shared objects are announced and sampled; the last sample has the final values', () => {
+    const lines = traceOf(
+      join(root, 'examples', 'seed-shared.ts'),
+      ['--threads'],
+      ['--import', join(root, 'dist', 'cli', 'register.mjs')],
+    );
+    const events = lines.map(
+      (l) => JSON.parse(l) as { type: string; id?: string; kind?: string; value?: unknown },
+    );
+    for (const e of events) assert.ok(validate(e), JSON.stringify(validate.errors));
+    const created = events.filter((e) => e.type === 'shared.created');
+    assert.deepEqual(
+      created.map((e) => e.kind),
+      ['Lock', 'Value', 'Value', 'Array', 'Array'],
+    );
+    const last = new Map<string, unknown>();
+    for (const e of events) if (e.type === 'shared.sampled') last.set(e.id!, e.value);
+    const n = created[1]!.id!;
+    const s = created[3]!.id!;
+    assert.equal(last.get(n), 49);
+    assert.equal(last.get(s), 'HELLO WORLD');
+  });
 
   it('a structured error keeps code, own properties, cause chain, aggregate members and frames', () => {
     const lines = traceOf(join(root, 'test', 'fixtures', 'error-tasks-script.cjs')).map((l) =>

@@ -208,6 +208,22 @@ describe('the Store', () => {
     assert.ok(store.runs.get('r')!.errors.length <= 500);
   });
 
+  it('keeps each shared object with its latest value, contention and a bounded series', () => {
+    const store = new Store({ samplesPerShared: 3 });
+    store.apply(
+      ev('shared.created', { id: '10:1', kind: 'Value', ctype: "'i'", length: 1, lock: true }),
+    );
+    for (let i = 1; i <= 5; i++)
+      store.apply(ev('shared.sampled', { id: '10:1', value: i, contention: i * 2 }));
+    const shared = store.runs.get('r')!.shared.get('10:1')!;
+    assert.equal(shared.value, 5);
+    assert.equal(shared.contention, 10);
+    assert.deepEqual(
+      shared.samples.map((x) => x.value),
+      [3, 4, 5],
+    );
+  });
+
   it('reports malformed lines and goes on', () => {
     const store = new Store();
     store.applyLine('{not json');
