@@ -1,4 +1,8 @@
 /** Shared by the core tests: fixture paths, the backends to run every case on, pool cleanup. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool, type Backend, type PoolOptions } from 'poolscope';
 
@@ -30,4 +34,26 @@ export async function rejectionOf(promise: PromiseLike<unknown>): Promise<Error>
     return err as Error;
   }
   throw new Error('expected a rejection, got a value');
+}
+
+/** Runs a script with a file trace sink (run id `run`) and returns the trace's lines. */
+export function traceOf(
+  script: string,
+  args: string[] = [],
+  nodeArgs: string[] = [],
+  run = 'test-run',
+): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'poolscope-test-'));
+  try {
+    const file = join(dir, 'trace.jsonl');
+    const result = spawnSync(process.execPath, [...nodeArgs, script, ...args], {
+      env: { ...process.env, POOLSCOPE_TRACE: `file:${file}`, POOLSCOPE_RUN: run },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(result.status, 0, result.stderr);
+    return readFileSync(file, 'utf8').trim().split('\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

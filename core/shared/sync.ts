@@ -58,6 +58,16 @@ abstract class SharedSync {
   }
 }
 
+/** Runs `fn` holding `lock` (Python's `with lock:`), and releases it whatever happens. */
+function holding<T>(lock: { acquire(): boolean; release(): void }, fn: () => T): T {
+  lock.acquire();
+  try {
+    return fn();
+  } finally {
+    lock.release();
+  }
+}
+
 const UNLOCKED = 0;
 const LOCKED = 1;
 const CONTENDED = 2;
@@ -125,12 +135,7 @@ export class Lock extends SharedSync {
 
   /** Runs `fn` holding the lock (Python's `with lock:`), and releases it whatever happens. */
   withLock<T>(fn: () => T): T {
-    this.acquire();
-    try {
-      return fn();
-    } finally {
-      this.release();
-    }
+    return holding(this, fn);
   }
 }
 
@@ -197,12 +202,7 @@ export class RLock extends SharedSync {
   }
 
   withLock<T>(fn: () => T): T {
-    this.acquire();
-    try {
-      return fn();
-    } finally {
-      this.release();
-    }
+    return holding(this, fn);
   }
 }
 
@@ -250,12 +250,7 @@ export class Semaphore extends SharedSync {
   }
 
   withLock<T>(fn: () => T): T {
-    this.acquire();
-    try {
-      return fn();
-    } finally {
-      this.release();
-    }
+    return holding(this, fn);
   }
 }
 

@@ -145,17 +145,20 @@ export class Tracer {
       return;
     }
     if (this.dropped > 0 && buffered < SOFT_LIMIT / 2) this.reportDropped();
-    this.push(
-      JSON.stringify({
-        v: PROTOCOL_VERSION,
-        ts: now(),
-        pid: this.pid,
-        tid: this.tid,
-        run: this.run,
-        type,
-        ...fields,
-      }),
-    );
+    this.push(this.line(type, fields));
+  }
+
+  /** One event as its JSON line: the envelope, then the fields. */
+  private line(type: string, fields: object): string {
+    return JSON.stringify({
+      v: PROTOCOL_VERSION,
+      ts: now(),
+      pid: this.pid,
+      tid: this.tid,
+      run: this.run,
+      type,
+      ...fields,
+    });
   }
 
   private reportDropped(): void {
@@ -163,18 +166,7 @@ export class Tracer {
     const types = this.droppedTypes;
     this.dropped = 0;
     this.droppedTypes = {};
-    this.push(
-      JSON.stringify({
-        v: PROTOCOL_VERSION,
-        ts: now(),
-        pid: this.pid,
-        tid: this.tid,
-        run: this.run,
-        type: 'events.dropped',
-        count,
-        types,
-      }),
-    );
+    this.push(this.line('events.dropped', { count, types }));
   }
 
   private push(line: string): void {

@@ -1,30 +1,13 @@
 /** Every event the library emits is valid protocol v1, checked against the JSON Schema. */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Ajv from 'ajv';
 import { protocolJsonSchema } from 'poolscope/internal/trace/protocol';
+import { traceOf } from '../helpers';
 
 const root = join(__dirname, '..', '..', '..');
-
-function traceOf(script: string, args: string[] = [], nodeArgs: string[] = []): string[] {
-  const dir = mkdtempSync(join(tmpdir(), 'poolscope-test-'));
-  try {
-    const file = join(dir, 'trace.jsonl');
-    const run = spawnSync(process.execPath, [...nodeArgs, script, ...args], {
-      env: { ...process.env, POOLSCOPE_TRACE: `file:${file}`, POOLSCOPE_RUN: 'schema' },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    assert.equal(run.status, 0, run.stderr);
-    return readFileSync(file, 'utf8').trim().split('\n');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 describe('protocol v1', () => {
   const validate = new Ajv({ strict: false, allErrors: true }).compile(protocolJsonSchema());
@@ -43,7 +26,7 @@ describe('protocol v1', () => {
     ['process-exit-code.mjs', ['--threads']],
   ] as const) {
     it(`every event of examples/${example} ${args.join(' ')} is valid`, () => {
-      const lines = traceOf(join(root, 'examples', example), [...args]);
+      const lines = traceOf(join(root, 'examples', example), [...args], [], 'schema');
       const types = new Set<string>();
       for (const line of lines) {
         const event = JSON.parse(line) as { type: string; v: number; run: string; pid: number };

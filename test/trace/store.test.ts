@@ -1,30 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { TraceEvent } from 'poolscope/internal/trace/protocol';
 import { Store } from 'poolscope/internal/trace/store';
+import { traceOf } from '../helpers';
 
 const examples = join(__dirname, '..', '..', '..', 'examples');
-
-/** Runs an example with a file sink and returns its trace lines. */
-function traceOf(example: string, args: string[] = []): string[] {
-  const dir = mkdtempSync(join(tmpdir(), 'poolscope-test-'));
-  try {
-    const file = join(dir, 'trace.jsonl');
-    const run = spawnSync(process.execPath, [join(examples, example), ...args], {
-      env: { ...process.env, POOLSCOPE_TRACE: `file:${file}`, POOLSCOPE_RUN: 'test-run' },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    assert.equal(run.status, 0, run.stderr);
-    return readFileSync(file, 'utf8').trim().split('\n');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 const base = { v: 1 as const, pid: 10, tid: 0, run: 'r' };
 let clock = 1000;
@@ -42,7 +23,7 @@ const failure = (name: string) => ({
 describe('the Store', () => {
   it('replays a real trace: counts, workers, errors and callbacks match the run', () => {
     const store = new Store();
-    for (const line of traceOf('apply-async-callbacks.mjs')) store.applyLine(line);
+    for (const line of traceOf(join(examples, 'apply-async-callbacks.mjs'))) store.applyLine(line);
     assert.deepEqual(store.problems, []);
     const run = store.runs.get('test-run')!;
     assert.equal(run.pools.size, 1);
@@ -80,7 +61,7 @@ describe('the Store', () => {
 
   it('replays a crash: the lost task is errored and the worker exit has its code and signal', () => {
     const store = new Store();
-    for (const line of traceOf('worker-killed.mjs')) store.applyLine(line);
+    for (const line of traceOf(join(examples, 'worker-killed.mjs'))) store.applyLine(line);
     const pool = [...store.runs.get('test-run')!.pools.values()][0]!;
     assert.equal(pool.counts.errored, 2);
     const exits = [...pool.workers.values()].filter(
