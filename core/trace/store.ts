@@ -511,24 +511,28 @@ export class Store {
       state: STATE_CODES[code === UNKNOWN ? 0 : code]!,
     };
     pool.tasks.set(id, task);
-    if (pool.tasks.size > this.tasksPerPool) this.evictOne(pool);
+    if (pool.tasks.size > this.tasksPerPool) this.evictOne(pool, task);
     return task;
   }
 
-  /** Drops the oldest settled task model (or the oldest of all if none is settled nearby). */
-  private evictOne(pool: PoolModel): void {
+  /**
+   * Drops one task model: the oldest settled one near the front; failing that, the task just
+   * added if it is only queued (the tasks queued first run first, so they are the ones to keep
+   * in view); failing that, the oldest.
+   */
+  private evictOne(pool: PoolModel, added: TaskModel): void {
     let scanned = 0;
+    let victim: number | undefined;
     for (const [id, task] of pool.tasks) {
       if (task.state !== 'queued' && task.state !== 'running') {
-        pool.tasks.delete(id);
-        pool.evicted++;
-        return;
+        victim = id;
+        break;
       }
       if (++scanned >= 64) break;
     }
-    const first = pool.tasks.keys().next().value;
-    if (first !== undefined) {
-      pool.tasks.delete(first);
+    victim ??= added.state === 'queued' ? added.id : pool.tasks.keys().next().value;
+    if (victim !== undefined) {
+      pool.tasks.delete(victim);
       pool.evicted++;
     }
   }

@@ -205,6 +205,40 @@ describe('the Store', () => {
     );
   });
 
+  it('with more tasks queued than it keeps, it keeps the ones that run first', () => {
+    const store = new Store({ tasksPerPool: 10 });
+    for (let i = 1; i <= 100; i++) {
+      store.apply(
+        ev('task.submitted', {
+          pool: 'p',
+          task: i,
+          fn: 'f',
+          kind: 'apply',
+          args: `[ ${i} ]`,
+          items: 1,
+        }),
+      );
+    }
+    const pool = store.runs.get('r')!.pools.get('p')!;
+    assert.deepEqual([...pool.tasks.keys()], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    store.apply(ev('task.started', { pool: 'p', task: 1, worker: 1 }));
+    store.apply(
+      ev('task.succeeded', {
+        pool: 'p',
+        task: 1,
+        fn: 'f',
+        worker: 1,
+        result: '1',
+        durationMs: 1,
+        queuedMs: 0,
+      }),
+    );
+    store.apply(ev('task.started', { pool: 'p', task: 11, worker: 1 }));
+    assert.ok(pool.tasks.has(11), 'a task that starts comes into view');
+    assert.equal(pool.tasks.get(11)!.state, 'running');
+    assert.equal(pool.counts.queued, 98);
+  });
+
   it('reports malformed lines and goes on', () => {
     const store = new Store();
     store.applyLine('{not json');
