@@ -3,18 +3,19 @@
 import { Process, threads } from './backend.mjs';
 
 const module = new URL('./workers/targets.mjs', import.meta.url);
+// [target, args, how long to wait for it]
 const cases = [
-  ['works', ['worker']],
-  ['throws', []],
-  ['exits', [7]],
-  ['hangs', []],
+  ['works', ['worker'], 10_000],
+  ['throws', [], 10_000],
+  ['exits', [7], 10_000],
+  ['hangs', [], 500],
 ];
-for (const [target, args] of cases) {
+for (const [target, args, waitMs] of cases) {
   const p = new Process({ module, target, args });
   p.start();
-  await p.join(300);
+  await p.join(waitMs);
   if (p.isAlive()) {
-    console.log(`${target}: still alive after join(300), killing it`);
+    console.log(`${target}: still alive after join(${waitMs}), killing it`);
     p.kill();
     await p.join();
   }
