@@ -100,48 +100,39 @@ const SCENARIOS = ['throughput', 'errors', 'errlat', 'crash', 'map'];
 const hasMap = (p) => p.lib === 'poolscope' || p.lib === 'python';
 
 function command(p, scenario) {
+  // The workload, the same for every library.
+  const workload = [
+    '--mode',
+    p.mode,
+    '--scenario',
+    scenario,
+    '--tasks',
+    String(PARAMS.tasks),
+    '--lat',
+    String(PARAMS.lat),
+    '--items',
+    String(PARAMS.items),
+  ];
   if (p.kind === 'py') {
-    return {
-      cmd: PY,
-      args: [
-        path.join(HERE, 'measure_py.py'),
-        '--mode',
-        p.mode,
-        '--scenario',
-        scenario,
-        '--tasks',
-        String(PARAMS.tasks),
-        '--lat',
-        String(PARAMS.lat),
-        '--items',
-        String(PARAMS.items),
-        '--crash-timeout-s',
-        String(PARAMS.crashTimeoutMs / 1000),
-      ],
-    };
+    const args = [
+      path.join(HERE, 'measure_py.py'),
+      ...workload,
+      '--crash-timeout-s',
+      String(PARAMS.crashTimeoutMs / 1000),
+    ];
+    return { cmd: PY, args };
   }
-  return {
-    cmd: process.execPath,
-    args: [
-      path.join(HERE, 'measure-node.mjs'),
-      '--lib',
-      p.lib,
-      '--mode',
-      p.mode,
-      '--scenario',
-      scenario,
-      '--tasks',
-      String(PARAMS.tasks),
-      '--lat',
-      String(PARAMS.lat),
-      '--items',
-      String(PARAMS.items),
-      '--crash-timeout-ms',
-      String(PARAMS.crashTimeoutMs),
-      '--watchdog-s',
-      String(Math.max(10, TIMEOUT_S - 10)),
-    ],
-  };
+  const args = [
+    path.join(HERE, 'measure-node.mjs'),
+    '--lib',
+    p.lib,
+    ...workload,
+    '--crash-timeout-ms',
+    String(PARAMS.crashTimeoutMs),
+    '--watchdog-s',
+    String(Math.max(10, TIMEOUT_S - 10)),
+  ];
+  return { cmd: process.execPath, args };
 }
 
 // Scenario-major, so one scenario's libraries run close together in time; the
