@@ -22,7 +22,8 @@ import { ProcessWorker } from './backend/process';
 import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
 import { decodeThrown } from './error-codec';
-import { hasShared, marshalArgs } from './shared/marshal';
+import { hasShared, marshalArgs, threadOnlyArgument } from './shared/marshal';
+import { addonUnavailableReason } from './shared/native';
 import {
   PoolStateError,
   PoolTerminatedError,
@@ -271,6 +272,9 @@ function framesOf(stack: string | undefined): string {
 }
 
 let nextPoolId = 1;
+
+/** Marshaled arguments -> the shared objects they describe (see sharedArgs). */
+const pinned = new WeakMap<unknown[], unknown[]>();
 
 /**
  * A pool of workers running the functions a worker module exports.
@@ -564,12 +568,18 @@ export class Pool extends EventEmitter {
   /** Shared memory objects travel as descriptors of the same memory. */
   private sharedArgs(args: unknown[], name: string): unknown[] {
     if (this.backend === 'process') {
-      throw new TypeError(
-        `${name}(): shared Value/Array/lock objects cannot be sent to worker processes yet ` +
-          '(the cross-process shared memory addon is not built); use poolscope/dummy (threads) for now',
-      );
+      const bad = threadOnlyArgument(args);
+      if (bad !== -1) {
+        throw new TypeError(
+          `${name}(): argument ${bad} lives in memory only threads can share: the shared-memory addon ` +
+            `is not available (${addonUnavailableReason() || 'POOLSCOPE_SHARED_MEMORY=sab'}); build it with \`npm run build\`, or use poolscope/dummy`,
+        );
+      }
     }
-    return marshalArgs(args);
+    const marshaled = marshalArgs(args);
+    // The originals keep their memory open until the task is done with it.
+    pinned.set(marshaled, args);
+    return marshaled;
   }
 
   private itemsOf(items: Iterable<unknown>, name: string, kind: TaskKind): unknown[] {

@@ -11,7 +11,8 @@ import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
 import { decodeThrown } from './error-codec';
 import { PoolStateError, WorkerModuleError } from './errors';
-import { hasShared, marshalArgs } from './shared/marshal';
+import { hasShared, marshalArgs, threadOnlyArgument } from './shared/marshal';
+import { addonUnavailableReason } from './shared/native';
 import { tracer } from './trace/emitter';
 import { errorInfo } from './trace/error-info';
 import { functionName, locationOf, resolveModule, type TaskFunction } from './pool';
@@ -108,11 +109,15 @@ export class Process {
     const args = this.options.args ?? [];
     if (!hasShared(args)) return args;
     if (this.backend === 'process') {
-      throw new TypeError(
-        `${this.name}: shared Value/Array/lock objects cannot be sent to a child process yet ` +
-          '(the cross-process shared memory addon is not built); use poolscope/dummy (threads) for now',
-      );
+      const bad = threadOnlyArgument(args);
+      if (bad !== -1) {
+        throw new TypeError(
+          `${this.name}: argument ${bad} lives in memory only threads can share: the shared-memory addon ` +
+            `is not available (${addonUnavailableReason() || 'POOLSCOPE_SHARED_MEMORY=sab'}); build it with \`npm run build\`, or use poolscope/dummy`,
+        );
+      }
     }
+    // The originals stay reachable through this.options for as long as the Process exists.
     return marshalArgs(args);
   }
 

@@ -4,6 +4,7 @@
  * both sides. Only top-level arguments are looked at: that is where Python's API passes them.
  */
 import { Struct, TYPES, type CType } from './ctypes';
+import { openMemory } from './memory';
 import {
   BoundedSemaphore,
   Condition,
@@ -40,6 +41,17 @@ export function hasShared(args: readonly unknown[]): boolean {
   return false;
 }
 
+/** The first shared argument that lives in memory only threads can share, if any. */
+export function threadOnlyArgument(args: readonly unknown[]): number {
+  return args.findIndex(
+    (a) =>
+      typeof a === 'object' &&
+      a !== null &&
+      isShared(a) &&
+      (a as { memory: { segment?: unknown } }).memory.segment === undefined,
+  );
+}
+
 /** Arguments with shared objects replaced by their descriptors. */
 export function marshalArgs(args: readonly unknown[]): unknown[] {
   return args.map((a): unknown => {
@@ -66,10 +78,11 @@ export function unmarshalArgs(args: unknown[]): unknown[] {
     }
     const d = a.d as SharedDescriptor;
     const lock = d.lock ? (reviveSync(d.lock) as Lock | RLock) : false;
+    const memory = openMemory(d.memory);
     args[i] =
       d.kind === 'Value'
-        ? new Value(typeOf(d.type), undefined, { lock }, d.buffer)
-        : new SharedArray(typeOf(d.type), d.length, { lock }, d.buffer);
+        ? new Value(typeOf(d.type), undefined, { lock }, memory)
+        : new SharedArray(typeOf(d.type), d.length, { lock }, memory);
   }
   return args;
 }

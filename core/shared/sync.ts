@@ -4,22 +4,13 @@
  * Python's API, synchronous like Python's: `acquire(blocking, timeout)` blocks the calling
  * thread (Atomics.wait; Node allows it on the main thread too).
  *
- * Each primitive is a few 32-bit words in a SharedArrayBuffer; it travels to workers as its
- * buffer and is rebuilt there (see `marshal.ts`).
+ * Each primitive is a few 32-bit words of shared memory (`memory.ts`): a segment the addon maps
+ * in every process, or a SharedArrayBuffer; it travels to workers as a descriptor of that memory
+ * and is rebuilt there (see `marshal.ts`).
  */
 import { threadId } from 'node:worker_threads';
 import { announceShared } from '../trace/shared-trace';
-
-/** Blocking wait/wake on a shared word: Atomics for threads, a futex for processes (later). */
-export interface Waiter {
-  wait(words: Int32Array, index: number, expected: number, timeoutMs: number): void;
-  notify(words: Int32Array, index: number, count: number): void;
-}
-
-export const atomicsWaiter: Waiter = {
-  wait: (words, index, expected, timeoutMs) => void Atomics.wait(words, index, expected, timeoutMs),
-  notify: (words, index, count) => void Atomics.notify(words, index, count),
-};
+import { allocate, describeMemory, openMemory, type Memory, type MemoryDescriptor } from './memory';
 
 /** Timeouts are in milliseconds, as everywhere in Node; undefined or negative: wait forever. */
 function deadlineOf(timeoutMs: number | undefined): number {
@@ -35,26 +26,31 @@ export type SyncKind = 'Lock' | 'RLock' | 'Semaphore' | 'BoundedSemaphore' | 'Ev
 /** What crosses to a worker: the kind and the words. */
 export interface SyncDescriptor {
   kind: SyncKind;
-  buffer: SharedArrayBuffer;
+  memory: MemoryDescriptor;
   /** A Condition's lock. */
   lock?: SyncDescriptor;
 }
 
 abstract class SharedSync {
   readonly words: Int32Array;
+  readonly memory: Memory;
 
   constructor(
     readonly kind: SyncKind,
     words: number,
-    buffer?: SharedArrayBuffer,
-    protected readonly waiter: Waiter = atomicsWaiter,
+    memory?: Memory,
   ) {
-    this.words = new Int32Array(buffer ?? new SharedArrayBuffer(words * 4));
+    this.memory = memory ?? allocate(words * 4);
+    this.words = new Int32Array(this.memory.buffer, 0, words);
+  }
+
+  protected get waiter(): Memory['waiter'] {
+    return this.memory.waiter;
   }
 
   /** @internal */
   describe(): SyncDescriptor {
-    return { kind: this.kind, buffer: this.words.buffer as SharedArrayBuffer };
+    return { kind: this.kind, memory: describeMemory(this.memory) };
   }
 }
 
@@ -79,9 +75,9 @@ const CONTENTION = 3;
 
 /** A mutex: any thread may release it (as Python's Lock). */
 export class Lock extends SharedSync {
-  constructor(buffer?: SharedArrayBuffer, announce = true) {
-    super('Lock', 4, buffer);
-    if (!buffer && announce) {
+  constructor(memory?: Memory, announce = true) {
+    super('Lock', 4, memory);
+    if (!memory && announce) {
       announceShared(
         { sample: () => ({ value: { locked: this.locked() }, contention: this.contention }) },
         'Lock',
@@ -146,10 +142,10 @@ const DEPTH = 4;
 export class RLock extends SharedSync {
   private readonly mutex: Lock;
 
-  constructor(buffer?: SharedArrayBuffer, announce = true) {
-    super('RLock', 5, buffer);
-    this.mutex = new Lock(this.words.buffer as SharedArrayBuffer);
-    if (!buffer && announce) {
+  constructor(memory?: Memory, announce = true) {
+    super('RLock', 5, memory);
+    this.mutex = new Lock(this.memory);
+    if (!memory && announce) {
       announceShared(
         { sample: () => ({ value: { locked: this.mutex.locked() }, contention: this.contention }) },
         'RLock',
@@ -208,9 +204,9 @@ export class RLock extends SharedSync {
 
 /** Words: [value, max (BoundedSemaphore) or -1]. */
 export class Semaphore extends SharedSync {
-  constructor(value = 1, buffer?: SharedArrayBuffer, kind: SyncKind = 'Semaphore') {
-    super(kind, 2, buffer);
-    if (!buffer) {
+  constructor(value = 1, memory?: Memory, kind: SyncKind = 'Semaphore') {
+    super(kind, 2, memory);
+    if (!memory) {
       if (!Number.isInteger(value) || value < 0)
         throw new RangeError(`semaphore initial value must be >= 0, got ${value}`);
       this.words[0] = value;
@@ -256,16 +252,16 @@ export class Semaphore extends SharedSync {
 
 /** A Semaphore that refuses to be released above its initial value. */
 export class BoundedSemaphore extends Semaphore {
-  constructor(value = 1, buffer?: SharedArrayBuffer) {
-    super(value, buffer, 'BoundedSemaphore');
+  constructor(value = 1, memory?: Memory) {
+    super(value, memory, 'BoundedSemaphore');
   }
 }
 
 /** A flag threads wait for: `set`, `clear`, `isSet`, `wait(timeout)`. */
 export class Event extends SharedSync {
-  constructor(buffer?: SharedArrayBuffer) {
-    super('Event', 1, buffer);
-    if (!buffer)
+  constructor(memory?: Memory) {
+    super('Event', 1, memory);
+    if (!memory)
       announceShared({ sample: () => ({ value: { set: this.isSet() } }) }, 'Event', '', 0, false);
   }
 
@@ -291,8 +287,13 @@ export class Event extends SharedSync {
     while (Atomics.load(this.words, 0) === 0) {
       const left = remaining(deadline);
       if (left === 0) return false;
-      const result = Atomics.waitAsync(this.words, 0, 0, left === Infinity ? undefined : left);
-      if (result.async) await result.value;
+      if (this.memory.buffer instanceof SharedArrayBuffer) {
+        const result = Atomics.waitAsync(this.words, 0, 0, left === Infinity ? undefined : left);
+        if (result.async) await result.value;
+      } else {
+        // Segment memory: no async futex to await, so look again shortly.
+        await new Promise((r) => setTimeout(r, Math.min(5, left)));
+      }
     }
     return true;
   }
@@ -316,8 +317,8 @@ export class Event extends SharedSync {
 export class Condition extends SharedSync {
   readonly lock: Lock | RLock;
 
-  constructor(lock?: Lock | RLock, buffer?: SharedArrayBuffer) {
-    super('Condition', 1, buffer);
+  constructor(lock?: Lock | RLock, memory?: Memory) {
+    super('Condition', 1, memory);
     this.lock = lock ?? new RLock(undefined, false);
   }
 
@@ -337,11 +338,11 @@ export class Condition extends SharedSync {
   wait(timeoutMs?: number): boolean {
     const generation = Atomics.load(this.words, 0);
     const depth = this.lock instanceof RLock ? this.lock.releaseAll() : (this.lock.release(), 1);
-    const result = Atomics.wait(
+    const result = this.waiter.wait(
       this.words,
       0,
       generation,
-      timeoutMs === undefined || timeoutMs < 0 ? undefined : timeoutMs,
+      timeoutMs === undefined || timeoutMs < 0 ? Infinity : timeoutMs,
     );
     if (this.lock instanceof RLock) this.lock.acquireAll(depth);
     else this.lock.acquire();
@@ -381,16 +382,16 @@ export type AnySync = Lock | RLock | Semaphore | BoundedSemaphore | Event | Cond
 export function reviveSync(d: SyncDescriptor): AnySync {
   switch (d.kind) {
     case 'Lock':
-      return new Lock(d.buffer);
+      return new Lock(openMemory(d.memory));
     case 'RLock':
-      return new RLock(d.buffer);
+      return new RLock(openMemory(d.memory));
     case 'Semaphore':
-      return new Semaphore(0, d.buffer);
+      return new Semaphore(0, openMemory(d.memory));
     case 'BoundedSemaphore':
-      return new BoundedSemaphore(0, d.buffer);
+      return new BoundedSemaphore(0, openMemory(d.memory));
     case 'Event':
-      return new Event(d.buffer);
+      return new Event(openMemory(d.memory));
     case 'Condition':
-      return new Condition(reviveSync(d.lock!) as Lock | RLock, d.buffer);
+      return new Condition(reviveSync(d.lock!) as Lock | RLock, openMemory(d.memory));
   }
 }

@@ -17,6 +17,7 @@ import {
   type TypeCode,
 } from './ctypes';
 import { announceShared, summarize } from '../trace/shared-trace';
+import { allocate, describeMemory, type Memory, type MemoryDescriptor } from './memory';
 import { Lock, RLock, type SyncDescriptor } from './sync';
 
 type Scalar = number | bigint;
@@ -35,7 +36,7 @@ export interface SharedDescriptor {
   kind: 'Value' | 'Array';
   type: TypeSpec;
   length: number;
-  buffer: SharedArrayBuffer;
+  memory: MemoryDescriptor;
   lock: SyncDescriptor | undefined;
 }
 
@@ -82,17 +83,19 @@ function makeLock(option: LockOption): Lock | RLock | undefined {
 abstract class SharedCType {
   readonly type: CType;
   readonly view: DataView;
+  readonly memory: Memory;
   protected readonly lock: Lock | RLock | undefined;
   protected readonly guard: <T>(fn: () => T) => T;
 
   protected constructor(
     type: CType,
     readonly length: number,
-    buffer: SharedArrayBuffer | undefined,
+    memory: Memory | undefined,
     lock: Lock | RLock | undefined,
   ) {
     this.type = type;
-    this.view = new DataView(buffer ?? new SharedArrayBuffer(Math.max(8, type.size * length)));
+    this.memory = memory ?? allocate(type.size * length);
+    this.view = new DataView(this.memory.buffer, 0, Math.max(1, type.size * length));
     this.lock = lock;
     this.guard = lock ? (fn) => lock.withLock(fn) : (fn) => fn();
   }
@@ -161,7 +164,7 @@ abstract class SharedCType {
       kind,
       type: typeSpec(this.type),
       length: this.length,
-      buffer: this.view.buffer as SharedArrayBuffer,
+      memory: describeMemory(this.memory),
       lock: this.lock?.describe(),
     };
   }
@@ -178,11 +181,11 @@ export class Value<T = Scalar> extends SharedCType {
     type: TypeCode | CType,
     initial?: unknown,
     options: ValueOptions = {},
-    buffer?: SharedArrayBuffer,
+    memory?: Memory,
   ) {
-    super(resolveType(type), 1, buffer, makeLock(options.lock ?? true));
-    if (!buffer && initial !== undefined) this.write(0, initial);
-    if (!buffer) this.announce();
+    super(resolveType(type), 1, memory, makeLock(options.lock ?? true));
+    if (!memory && initial !== undefined) this.write(0, initial);
+    if (!memory) this.announce();
   }
 
   /** @internal */
@@ -232,8 +235,8 @@ export class Value<T = Scalar> extends SharedCType {
 
 /** A shared value without a lock (Python's `RawValue`). */
 export class RawValue<T = Scalar> extends Value<T> {
-  constructor(type: TypeCode | CType, initial?: unknown, buffer?: SharedArrayBuffer) {
-    super(type, initial, { lock: false }, buffer);
+  constructor(type: TypeCode | CType, initial?: unknown, memory?: Memory) {
+    super(type, initial, { lock: false }, memory);
   }
 }
 
@@ -249,7 +252,7 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
     type: TypeCode | CType,
     sizeOrInitial: number | Iterable<unknown> | string,
     options: ValueOptions = {},
-    buffer?: SharedArrayBuffer,
+    memory?: Memory,
   ) {
     const resolved = resolveType(type);
     const initial =
@@ -263,9 +266,9 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
     const length = typeof sizeOrInitial === 'number' ? sizeOrInitial : initial!.length;
     if (!Number.isInteger(length) || length < 0)
       throw new RangeError(`array size must be a non-negative integer, got ${length}`);
-    super(resolved, length, buffer, makeLock(options.lock ?? true));
-    if (!buffer && initial) initial.forEach((v, i) => this.write(i, v));
-    if (!buffer) this.announce();
+    super(resolved, length, memory, makeLock(options.lock ?? true));
+    if (!memory && initial) initial.forEach((v, i) => this.write(i, v));
+    if (!memory) this.announce();
     // Index access (a[0]) as in Python, on top of the methods.
     return new Proxy(this, {
       get(target, prop, receiver) {
@@ -365,9 +368,9 @@ export class RawArray<T = Scalar> extends SharedArray<T> {
   constructor(
     type: TypeCode | CType,
     sizeOrInitial: number | Iterable<unknown> | string,
-    buffer?: SharedArrayBuffer,
+    memory?: Memory,
   ) {
-    super(type, sizeOrInitial, { lock: false }, buffer);
+    super(type, sizeOrInitial, { lock: false }, memory);
   }
 }
 
