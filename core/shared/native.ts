@@ -36,7 +36,7 @@ let loaded: SharedMemoryAddon | null | undefined;
 let reason = '';
 
 /** The addon, or undefined (and why, in `addonUnavailableReason()`). Warns once. */
-export function sharedMemoryAddon(): SharedMemoryAddon | undefined {
+export function sharedMemoryAddon(warn = true): SharedMemoryAddon | undefined {
   if (loaded === undefined) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -44,9 +44,11 @@ export function sharedMemoryAddon(): SharedMemoryAddon | undefined {
     } catch (err) {
       loaded = null;
       reason = (err as Error).message.split('\n')[0] ?? String(err);
-      process.stderr.write(
-        `poolscope: cross-process shared memory is unavailable (${reason}); run \`npm run build\` to build native/\n`,
-      );
+      if (warn) {
+        process.stderr.write(
+          `poolscope: cross-process shared memory is unavailable (${reason}); run \`npm run build\` to build native/\n`,
+        );
+      }
     }
   }
   return loaded ?? undefined;

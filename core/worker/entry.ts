@@ -9,6 +9,8 @@ import { serialize } from 'node:v8';
 import { encodeThrown } from '../error-codec';
 import { FunctionNotFoundError } from '../errors';
 import { unmarshalArgs } from '../shared/marshal';
+import { sharedMemoryAddon } from '../shared/native';
+import { constants } from 'node:os';
 import { locateSyntaxError } from './syntax-location';
 import {
   Outcome,
@@ -62,16 +64,28 @@ const TS_MODULE = /\.(?:ts|mts|cts)$/;
 
 /**
  * A child process whose parent dies (even by SIGKILL) while it is busy in a long task never sees
- * the IPC channel close. A tiny thread watches the parent pid and ends the process.
+ * the IPC channel close. The kernel's parent-death signal ends it (through the addon); where the
+ * addon is missing, a tiny thread watches the parent pid instead (it makes exiting slower).
  */
 function watchParent(): void {
+  process.on('disconnect', () => process.exit(0));
+  const parent = process.ppid;
+  const addon = sharedMemoryAddon(false);
+  if (addon) {
+    try {
+      addon.setParentDeathSignal(constants.signals.SIGKILL);
+      // The parent may have died before the signal was armed.
+      if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
+      return;
+    } catch {
+      // fall back to the thread
+    }
+  }
   const code = `
-    const start = process.ppid;
-    setInterval(() => { if (process.ppid !== start) process.kill(${process.pid}, 'SIGKILL'); }, 200);
+    setInterval(() => { if (process.ppid !== ${parent}) process.kill(${process.pid}, 'SIGKILL'); }, 200);
   `;
   const watchdog = new Worker(code, { eval: true, stdout: false, stderr: false });
   watchdog.unref();
-  process.on('disconnect', () => process.exit(0));
 }
 
 let workerId = 0;
