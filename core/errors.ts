@@ -146,6 +146,21 @@ export class SerializationError extends Error {
 }
 named(SerializationError, 'SerializationError');
 
+/**
+ * A lock's holder, another process, died while holding it (killed, or it exited without
+ * releasing). The lock has been released so the program can go on, but what it protected may be
+ * half-updated: this error says so instead of waiting forever, as a robust mutex would.
+ */
+export class LockOwnerDiedError extends Error {
+  constructor(
+    message: string,
+    readonly holderPid: number,
+  ) {
+    super(message);
+  }
+}
+named(LockOwnerDiedError, 'LockOwnerDiedError');
+
 export type ThrownKind =
   | 'string'
   | 'number'
@@ -205,4 +220,5 @@ export const POOLSCOPE_ERRORS: Record<string, new (...args: never[]) => Error> =
   FunctionNotFoundError,
   SerializationError,
   ThrownValueError,
+  LockOwnerDiedError,
 };

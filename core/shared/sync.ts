@@ -9,6 +9,7 @@
  * and is rebuilt there (see `marshal.ts`).
  */
 import { threadId } from 'node:worker_threads';
+import { LockOwnerDiedError } from '../errors';
 import { announceShared } from '../trace/shared-trace';
 import { allocate, describeMemory, openMemory, type Memory, type MemoryDescriptor } from './memory';
 
@@ -64,6 +65,18 @@ function holding<T>(lock: { acquire(): boolean; release(): void }, fn: () => T):
   }
 }
 
+/** How often a waiting acquire checks that the lock's holder still exists. */
+const HOLDER_CHECK_MS = 200;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 const UNLOCKED = 0;
 const LOCKED = 1;
 const CONTENDED = 2;
@@ -100,13 +113,32 @@ export class Lock extends SharedSync {
       while (c !== UNLOCKED) {
         const left = remaining(deadline);
         if (left === 0) return false;
-        this.waiter.wait(w, STATE, CONTENDED, left);
+        // Sleep in slices, to notice a holder that died holding the lock.
+        this.waiter.wait(w, STATE, CONTENDED, Math.min(left, HOLDER_CHECK_MS));
         c = Atomics.exchange(w, STATE, CONTENDED);
+        if (c !== UNLOCKED) this.checkHolder();
       }
     }
     Atomics.store(w, HOLDER_PID, process.pid);
     Atomics.store(w, HOLDER_TID, threadId);
     return true;
+  }
+
+  /** A holder in another process that no longer exists: release for it, and say so. */
+  private checkHolder(): void {
+    const w = this.words;
+    const holder = Atomics.load(w, HOLDER_PID);
+    if (holder === 0 || holder === process.pid || processAlive(holder)) return;
+    // Only one waiter recovers the lock.
+    if (Atomics.compareExchange(w, HOLDER_PID, holder, 0) !== holder) return;
+    Atomics.store(w, HOLDER_TID, 0);
+    Atomics.store(w, STATE, UNLOCKED);
+    this.waiter.notify(w, STATE, Infinity);
+    throw new LockOwnerDiedError(
+      `the ${this.kind}'s holder, process ${holder}, died while holding it; the lock was released, ` +
+        'but what it protected may be half-updated',
+      holder,
+    );
   }
 
   release(): void {

@@ -16,6 +16,7 @@ import {
   Value,
   c_double,
 } from 'poolscope/dummy';
+import { LockOwnerDiedError, Process as ProcessOf } from 'poolscope';
 import { BACKENDS, fixture, withPool } from '../helpers';
 
 const Point = Struct('Point', { x: 'd', y: 'd' });
@@ -191,6 +192,34 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('a lock whose holder process was killed', () => {
+  it('does not deadlock: the next acquire says so with LockOwnerDiedError, then the lock works', async () => {
+    const lock = new Lock();
+    const p = new ProcessOf({
+      module: fixture('process-targets.mjs'),
+      target: 'holdLockAndDie',
+      args: [lock],
+    });
+    p.start();
+    await p.join();
+    assert.equal(p.signal, 'SIGKILL');
+    assert.equal(lock.locked(), true);
+    const err = (() => {
+      try {
+        lock.acquire(true, 10_000);
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    })();
+    assert.ok(err instanceof LockOwnerDiedError, String(err));
+    assert.equal(err.holderPid, p.pid);
+    assert.match(err.message, /holder, process \d+, died while holding it/);
+    assert.equal(lock.acquire(true, 1_000), true);
+    lock.release();
+  });
+});
 
 describe('shared memory without the addon (SharedArrayBuffer)', () => {
   it('threads still share it; processes refuse it, saying why and what to do', () => {
