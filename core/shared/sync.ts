@@ -65,6 +65,8 @@ function holding<T>(lock: { acquire(): boolean; release(): void }, fn: () => T):
   }
 }
 
+/** Checks of the lock word before going to sleep on it. */
+const SPINS = 200;
 /** How often a waiting acquire checks that the lock's holder still exists. */
 const HOLDER_CHECK_MS = 200;
 
@@ -105,6 +107,12 @@ export class Lock extends SharedSync {
   acquire(blocking = true, timeoutMs?: number): boolean {
     const w = this.words;
     let c = Atomics.compareExchange(w, STATE, UNLOCKED, LOCKED);
+    // Spin briefly before sleeping: a holder on another core usually lets go within that time,
+    // and a futex round trip costs far more.
+    for (let spin = 0; c !== UNLOCKED && blocking && spin < SPINS; spin++) {
+      if (Atomics.load(w, STATE) === UNLOCKED)
+        c = Atomics.compareExchange(w, STATE, UNLOCKED, LOCKED);
+    }
     if (c !== UNLOCKED) {
       if (!blocking) return false;
       Atomics.add(w, CONTENTION, 1);
@@ -119,8 +127,9 @@ export class Lock extends SharedSync {
         if (c !== UNLOCKED) this.checkHolder();
       }
     }
-    Atomics.store(w, HOLDER_PID, process.pid);
-    Atomics.store(w, HOLDER_TID, threadId);
+    // Plain stores: these words are only read to find a dead holder.
+    w[HOLDER_PID] = process.pid;
+    w[HOLDER_TID] = threadId;
     return true;
   }
 
@@ -144,8 +153,8 @@ export class Lock extends SharedSync {
   release(): void {
     const w = this.words;
     if (Atomics.load(w, STATE) === UNLOCKED) throw new Error('release of an unlocked Lock');
-    Atomics.store(w, HOLDER_PID, 0);
-    Atomics.store(w, HOLDER_TID, 0);
+    w[HOLDER_PID] = 0;
+    w[HOLDER_TID] = 0;
     if (Atomics.sub(w, STATE, 1) !== LOCKED) {
       Atomics.store(w, STATE, UNLOCKED);
       this.waiter.notify(w, STATE, 1);
@@ -189,16 +198,18 @@ export class RLock extends SharedSync {
   }
 
   private mine(): boolean {
+    const w = this.words;
     return (
-      Atomics.load(this.words, HOLDER_PID) === process.pid &&
-      Atomics.load(this.words, HOLDER_TID) === threadId &&
-      Atomics.load(this.words, STATE) !== UNLOCKED
+      w[HOLDER_TID] === threadId &&
+      w[HOLDER_PID] === process.pid &&
+      Atomics.load(w, STATE) !== UNLOCKED
     );
   }
 
   acquire(blocking = true, timeoutMs?: number): boolean {
     if (this.mine()) {
-      Atomics.add(this.words, DEPTH, 1);
+      // Only the holder touches the depth while it holds the lock: plain arithmetic is enough.
+      this.words[DEPTH]!++;
       return true;
     }
     if (!this.mutex.acquire(blocking, timeoutMs)) return false;
@@ -208,7 +219,7 @@ export class RLock extends SharedSync {
 
   release(): void {
     if (!this.mine()) throw new Error('cannot release an RLock this thread does not hold');
-    if (Atomics.sub(this.words, DEPTH, 1) === 1) this.mutex.release();
+    if (--this.words[DEPTH]! === 0) this.mutex.release();
   }
 
   get contention(): number {

@@ -117,14 +117,23 @@ abstract class SharedCType {
   protected read(index: number): unknown {
     const offset = index * this.type.size;
     if (this.type.kind === 'struct') return structView(this.type, this.view, offset, this.guard);
-    const scalar = this.type;
-    return this.guard(() => scalar.read(this.view, offset));
+    // The hot path of every `.value`: the lock taken and released inline, no closure.
+    const lock = this.lock;
+    if (!lock) return this.type.read(this.view, offset);
+    lock.acquire();
+    try {
+      return this.type.read(this.view, offset);
+    } finally {
+      lock.release();
+    }
   }
 
   protected write(index: number, value: unknown): void {
     const offset = index * this.type.size;
     const type = this.type;
-    this.guard(() => {
+    const lock = this.lock;
+    lock?.acquire();
+    try {
       if (type.kind === 'struct') writeStruct(type, this.view, offset, value);
       else
         type.write(
@@ -132,7 +141,9 @@ abstract class SharedCType {
           offset,
           typeof value === 'string' ? value.charCodeAt(0) : (value as Scalar),
         );
-    });
+    } finally {
+      lock?.release();
+    }
   }
 
   /** @internal For the trace: read without the lock (a sample may be torn; it is only a view). */
