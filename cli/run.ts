@@ -2,22 +2,17 @@
  * `poolscope run <script> [args…]`: runs a script in its own `node` with a trace sink attached,
  * shows its pools live, prints a summary, and exits with the script's exit code.
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import {
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  statSync,
-  symlinkSync,
-  type WriteStream,
-} from 'node:fs';
-import { constants } from 'node:os';
-import { delimiter, extname, join, resolve } from 'node:path';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { resolve } from 'node:path';
 import { clearScreenDown, moveCursor } from 'node:readline';
-import { pathToFileURL } from 'node:url';
-import { PROTOCOL_VERSION, type TraceEvent } from '../core/trace/protocol';
-import { TraceServer } from '../core/trace/server';
+import {
+  checkScript,
+  LaunchError,
+  launcherEvent,
+  launchTraced,
+  newRunId,
+} from '../core/trace/launch';
+import type { TraceEvent } from '../core/trace/protocol';
 import { Store } from '../core/trace/store';
 import { ansi, liveLines, plain, progressLines, RateMeter, summaryLines } from './render';
 
@@ -30,7 +25,6 @@ export interface RunOptions {
   live?: boolean;
 }
 
-const RUNNABLE = new Set(['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts']);
 const PACKAGE_ROOT = resolve(__dirname, '..', '..');
 const REDRAW_MS = 250;
 const PROGRESS_MS = 2000;
@@ -78,29 +72,17 @@ class LiveRegion {
   }
 }
 
-function checkScript(script: string): string {
-  const file = resolve(script);
-  if (!existsSync(file)) throw new UsageError(`no such script: ${file}`);
-  if (!statSync(file).isFile()) throw new UsageError(`not a file: ${file}`);
-  if (!RUNNABLE.has(extname(file))) {
-    throw new UsageError(
-      `cannot run ${file}: expected a .js, .mjs, .cjs, .ts, .mts or .cts script`,
-    );
+function usable<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    throw err instanceof LaunchError ? new UsageError(err.message) : err;
   }
-  return file;
-}
-
-/** `require('poolscope')` from a script whose project lacks it: NODE_PATH to a link to this copy. */
-function moduleShim(dir: string): string {
-  const nodeModules = join(dir, 'node_modules');
-  mkdirSync(nodeModules);
-  symlinkSync(PACKAGE_ROOT, join(nodeModules, 'poolscope'), 'dir');
-  return nodeModules;
 }
 
 export async function runScript(options: RunOptions): Promise<number> {
-  const script = checkScript(options.script);
-  const runId = `run-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  const script = usable(() => checkScript(options.script));
+  const runId = newRunId();
   const store = new Store();
   const out = process.stdout;
   const live = options.live ?? Boolean(out.isTTY);
@@ -120,43 +102,41 @@ export async function runScript(options: RunOptions): Promise<number> {
     store.applyLine(line, 'trace');
     traceFile?.write(`${line}\n`);
   };
-  const server = await TraceServer.start({
-    run: runId,
-    onLine: take,
-    onProblem: (p) => problems.push(p),
-  });
-
   let childPid = 0;
   /** Events the CLI itself produces: the run's start, end and output. */
   const own = (type: TraceEvent['type'], fields: Record<string, unknown>): void =>
-    take(
-      JSON.stringify({
-        v: PROTOCOL_VERSION,
-        ts: performance.timeOrigin + performance.now(),
-        pid: childPid,
-        run: runId,
-        type,
-        ...fields,
-      }),
-    );
-
-  const nodePath = [moduleShim(server.dir), process.env.NODE_PATH].filter(Boolean).join(delimiter);
-  const register = pathToFileURL(join(__dirname, 'register.mjs')).href;
-  const child = spawn(process.execPath, ['--import', register, script, ...options.args], {
-    cwd: process.cwd(),
-    env: { ...process.env, ...server.env, NODE_PATH: nodePath },
-    stdio: ['inherit', 'pipe', 'pipe'],
+    take(launcherEvent(runId, childPid, type, fields));
+  const region = live ? new LiveRegion(out) : undefined;
+  let draw = (): void => undefined;
+  const targets = { stdout: process.stdout, stderr: process.stderr };
+  const launched = await launchTraced(
+    {
+      script,
+      args: options.args,
+      packageRoot: PACKAGE_ROOT,
+      stdin: 'inherit',
+      onLine: take,
+      onProblem: (p) => problems.push(p),
+      onOutput: (stream, chunk) => {
+        const text = chunk.toString('utf8');
+        own('output', { stream, text: text.length > 4000 ? `${text.slice(0, 4000)}…` : text });
+        if (region) region.write(text, draw);
+        else targets[stream].write(chunk);
+      },
+    },
+    runId,
+  ).catch((err: unknown) => {
+    throw err instanceof LaunchError ? new UsageError(err.message) : err;
   });
-  childPid = child.pid ?? 0;
+  childPid = launched.pid;
   own('run.start', {
     argv: [script, ...options.args],
     cwd: process.cwd(),
     runtime: `node ${process.version}`,
   });
 
-  const region = live ? new LiveRegion(out) : undefined;
   const meter = new RateMeter();
-  const draw = (): void => {
+  draw = (): void => {
     const run = store.runs.get(runId);
     if (region && run) region.draw(liveLines(run, style, meter, Date.now(), out.columns || 100));
   };
@@ -178,29 +158,15 @@ export async function runScript(options: RunOptions): Promise<number> {
     },
     live ? REDRAW_MS : PROGRESS_MS,
   );
-  const forward = (stream: 'stdout' | 'stderr', target: NodeJS.WriteStream) => (chunk: Buffer) => {
-    const text = chunk.toString('utf8');
-    own('output', { stream, text: text.length > 4000 ? `${text.slice(0, 4000)}…` : text });
-    if (region) region.write(text, draw);
-    else target.write(chunk);
-  };
-  child.stdout!.on('data', forward('stdout', process.stdout));
-  child.stderr!.on('data', forward('stderr', process.stderr));
-
   // Ctrl-C reaches the script and its workers too (same process group): wait for it to end.
   const interrupted = (): void => undefined;
   process.on('SIGINT', interrupted);
-  process.on('SIGTERM', () => child.kill('SIGTERM'));
+  process.on('SIGTERM', () => launched.child.kill('SIGTERM'));
 
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done, fail) => {
-    child.once('error', (err) => fail(new UsageError(`cannot start node: ${err.message}`)));
-    child.once('close', (c, s) => done([c, s]));
-  });
-  // Producers flush at exit; give their last lines a moment to arrive.
-  await server.close();
+  const { code, signal, status } = await launched.exited;
   clearInterval(timer);
   process.off('SIGINT', interrupted);
-  const exitCode = signal ? -(constants.signals[signal] ?? 0) : code;
+  const exitCode = signal ? 128 - status : code;
   own('run.end', { exitCode, signal, durationMs: 0 });
   region?.erase();
   region?.flushPartial();
@@ -213,6 +179,5 @@ export async function runScript(options: RunOptions): Promise<number> {
     await new Promise<void>((ok) => traceFile!.end(ok));
     out.write(`poolscope: trace written to ${resolve(options.trace!)}\n`);
   }
-  if (signal) return 128 + (constants.signals[signal] ?? 0);
-  return code ?? 1;
+  return status;
 }

@@ -1,22 +1,20 @@
 /** `poolscope show <trace.jsonl>`: the summary of a saved trace, replayed through the Store. */
-import { createReadStream, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Store } from '../core/trace/store';
+import { readTrace as readTraceFile, TraceFileError } from '../core/trace/trace-file';
 import { ansi, plain, summaryLines } from './render';
 import { UsageError } from './run';
 
-/** Feeds every line of a JSONL trace to a callback, streaming (a trace may be very large). */
+/** Feeds every line of a JSONL trace to a callback; a missing file is a usage error. */
 export async function readTrace(
   file: string,
   onLine: (line: string, lineNo: number) => void,
 ): Promise<number> {
-  const path = resolve(file);
-  if (!existsSync(path)) throw new UsageError(`no such trace file: ${path}`);
-  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
-  let n = 0;
-  for await (const line of lines) onLine(line, ++n);
-  return n;
+  try {
+    return await readTraceFile(file, onLine);
+  } catch (err) {
+    throw err instanceof TraceFileError ? new UsageError(err.message) : err;
+  }
 }
 
 export async function showTrace(file: string): Promise<number> {

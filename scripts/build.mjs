@@ -57,13 +57,34 @@ await build({
   format: 'esm',
 });
 chmodSync(join(root, 'dist/cli/main.js'), 0o755);
+// The VS Code extension: one bundle (the Store and launcher included); `vscode` is the host's.
+await build({
+  ...common,
+  entryPoints: ['extension/extension.ts'],
+  outfile: 'dist/extension/extension.js',
+  bundle: true,
+  format: 'cjs',
+  external: ['vscode'],
+});
 // Tests: TypeScript files to CommonJS, run by node's test runner from out/.
 await build({
   ...common,
-  entryPoints: list('test').filter((f) => !f.startsWith('test/fixtures')),
+  entryPoints: list('test').filter(
+    (f) => !f.startsWith('test/fixtures') && !f.startsWith('test/vscode'),
+  ),
   outdir: 'out/test',
   outbase: 'test',
   format: 'cjs',
+});
+// The suites that run inside VS Code: bundled, with the host's `vscode` and mocha external.
+await build({
+  ...common,
+  entryPoints: list('test/vscode'),
+  outdir: 'out/test/vscode',
+  outbase: 'test/vscode',
+  format: 'cjs',
+  bundle: true,
+  external: ['vscode', 'mocha'],
 });
 execFileSync(
   process.execPath,

@@ -15,9 +15,10 @@ const list = (dir) =>
         : [],
   );
 const only = process.argv.slice(2);
-const files = list(join(root, 'out/test')).filter(
-  (f) => only.length === 0 || only.some((o) => f.includes(o)),
-);
+// out/test/vscode holds the suites that run inside VS Code (scripts/vscode/run-suite.mjs).
+const files = list(join(root, 'out/test'))
+  .filter((f) => !f.includes('/out/test/vscode/'))
+  .filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
 const last = files.filter((f) => f.endsWith('leftovers.test.js'));
 const first = files.filter((f) => !last.includes(f));
 

@@ -2,6 +2,7 @@
  * What a pool and a Process tell the tracer, in the protocol's words. Created only when a sink is
  * attached, so a pool without one pays for nothing but an `if`.
  */
+import { inspect } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../backend/worker-handle';
 import type { Tracer } from './emitter';
@@ -90,7 +91,7 @@ export class PoolTrace {
       task,
       fn,
       kind,
-      args: preview(payload),
+      args: preview(payload.some(isSharedMark) ? payload.map(sharedLabel) : payload),
       items,
     });
   }
@@ -148,4 +149,26 @@ export class PoolTrace {
         this.tracer.emit('result.timeout', { pool: this.pool, task, timeoutMs }),
     };
   }
+}
+
+const SHARED_TAG = '__poolscope_shared__';
+
+function isSharedMark(arg: unknown): boolean {
+  return typeof arg === 'object' && arg !== null && SHARED_TAG in arg;
+}
+
+/** A shared argument travels as a descriptor; previews show what it is: `Value('i')`, `Lock`. */
+function sharedLabel(arg: unknown): unknown {
+  if (!isSharedMark(arg)) return arg;
+  const d = (
+    arg as { d?: { kind?: string; type?: { code?: string; struct?: string }; length?: number } }
+  ).d;
+  const type = d?.type?.code ? `'${d.type.code}'` : (d?.type?.struct ?? '');
+  const text =
+    d?.kind === 'Array'
+      ? `Array(${type}, ${d.length ?? '?'})`
+      : d?.kind === 'Value'
+        ? `Value(${type})`
+        : String(d?.kind ?? 'shared');
+  return { [inspect.custom]: () => text };
 }

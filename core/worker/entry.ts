@@ -2,15 +2,14 @@
  * The program every worker runs, thread or process: load the user's worker module, then run the
  * tasks the main program sends, one at a time, in order, and send the results back in batches.
  */
-import { isMainThread, parentPort, threadId, Worker } from 'node:worker_threads';
+import { isMainThread, parentPort, threadId } from 'node:worker_threads';
 import { register } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serialize } from 'node:v8';
 import { encodeThrown } from '../error-codec';
 import { FunctionNotFoundError } from '../errors';
 import { unmarshalArgs } from '../shared/marshal';
-import { sharedMemoryAddon } from '../shared/native';
-import { constants } from 'node:os';
+import { dieWithParent } from './parent-watch';
 import { locateSyntaxError } from './syntax-location';
 import {
   Outcome,
@@ -62,30 +61,10 @@ function processChannel(): Channel {
 const channel = isMainThread ? processChannel() : threadChannel();
 const TS_MODULE = /\.(?:ts|mts|cts)$/;
 
-/**
- * A child process whose parent dies (even by SIGKILL) while it is busy in a long task never sees
- * the IPC channel close. The kernel's parent-death signal ends it (through the addon); where the
- * addon is missing, a tiny thread watches the parent pid instead (it makes exiting slower).
- */
+/** A child process whose parent dies never sees the IPC channel close if it is busy. */
 function watchParent(): void {
   process.on('disconnect', () => process.exit(0));
-  const parent = process.ppid;
-  const addon = sharedMemoryAddon(false);
-  if (addon) {
-    try {
-      addon.setParentDeathSignal(constants.signals.SIGKILL);
-      // The parent may have died before the signal was armed.
-      if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
-      return;
-    } catch {
-      // fall back to the thread
-    }
-  }
-  const code = `
-    setInterval(() => { if (process.ppid !== ${parent}) process.kill(${process.pid}, 'SIGKILL'); }, 200);
-  `;
-  const watchdog = new Worker(code, { eval: true, stdout: false, stderr: false });
-  watchdog.unref();
+  dieWithParent();
 }
 
 let workerId = 0;

@@ -47,3 +47,15 @@ export async function processItem(item) {
   }
   return item * 2;
 }
+
+/** Reads a record; a bad one fails with the low-level error as its cause. */
+export function parseRecord(text, counter) {
+  counter?.add(1);
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    const err = new TypeError(`record ${JSON.stringify(text)} is not valid JSON`, { cause });
+    err.code = 'E_BAD_RECORD';
+    throw err;
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * Poolscope for VS Code: runs a worker script through the library with a trace sink attached and
+ * shows its pools, errors, shared memory and processes live in the sidebar. Views render the
+ * Store; only RunSession talks to processes.
+ */
+import { copyFileSync } from 'node:fs';
+import * as vscode from 'vscode';
+import { LaunchError, RUNNABLE_EXTENSIONS } from '../core/trace/launch';
+import { ErrorDiagnostics } from './diagnostics';
+import { RunSession } from './run-session';
+import { RunRegistry } from './runs';
+import { readSettings } from './settings';
+import { RunStatus } from './status';
+import { errorText, openFrameCommand, userFrame } from './views/error-nodes';
+import { errorRoots, ErrorOccurrenceNode } from './views/errors-tree';
+import { NodeTreeProvider } from './views/node';
+import { RunNode, taskDescription, taskLabel, TaskNode, type TaskListRef } from './views/runs-tree';
+import { processRoots, sharedRoots } from './views/state-trees';
+import type { ErrorInfo } from '../core/trace/protocol';
+
+/** What `activate` returns: the extension's own tests read the views through it. */
+export interface PoolscopeApi {
+  registry: RunRegistry;
+  trees: {
+    runs: NodeTreeProvider;
+    errors: NodeTreeProvider;
+    shared: NodeTreeProvider;
+    processes: NodeTreeProvider;
+  };
+  status: vscode.StatusBarItem;
+  log: vscode.LogOutputChannel;
+  /** Starts a script as Run Current File would; resolves with its session. */
+  run(script: vscode.Uri): Promise<RunSession | undefined>;
+}
+
+let registryForDeactivate: RunRegistry | undefined;
+
+export function activate(context: vscode.ExtensionContext): PoolscopeApi {
+  const log = vscode.window.createOutputChannel('Poolscope', { log: true });
+  const registry = new RunRegistry(log);
+  registryForDeactivate = registry;
+  const trees = {
+    runs: new NodeTreeProvider(() =>
+      registry.sessions.flatMap((s) => s.runs.map((run) => new RunNode(s, run))),
+    ),
+    errors: new NodeTreeProvider(() => errorRoots(registry.sessions)),
+    shared: new NodeTreeProvider(() => sharedRoots(registry.sessions)),
+    processes: new NodeTreeProvider(() => processRoots(registry.sessions)),
+  };
+  const runsView = vscode.window.createTreeView('poolscope.runs', {
+    treeDataProvider: trees.runs,
+    showCollapseAll: true,
+  });
+  const diagnostics = new ErrorDiagnostics();
+  const status = new RunStatus();
+  context.subscriptions.push(
+    log,
+    registry,
+    runsView,
+    vscode.window.createTreeView('poolscope.errors', {
+      treeDataProvider: trees.errors,
+      showCollapseAll: true,
+    }),
+    vscode.window.registerTreeDataProvider('poolscope.shared', trees.shared),
+    vscode.window.registerTreeDataProvider('poolscope.processes', trees.processes),
+    diagnostics,
+    status,
+    ...Object.values(trees),
+  );
+
+  registry.onDidChange(() => {
+    for (const tree of Object.values(trees)) tree.refresh();
+    diagnostics.update(registry.sessions, readSettings().showDiagnostics);
+    status.update(registry);
+    void vscode.commands.executeCommand(
+      'setContext',
+      'poolscope.running',
+      registry.sessions.some((s) => s.running),
+    );
+  });
+
+  const run = async (script: vscode.Uri): Promise<RunSession | undefined> => {
+    let session: RunSession;
+    try {
+      const request = registry.request(script);
+      session = await RunSession.launch(request);
+    } catch (err) {
+      const message = err instanceof LaunchError ? err.message : String(err);
+      log.error(`cannot run ${script.fsPath}: ${message}`);
+      const fix = /node/.test(message) ? 'Open Settings' : undefined;
+      void vscode.window
+        .showErrorMessage(`Poolscope: ${message}`, ...(fix ? [fix] : []))
+        .then((choice) => {
+          if (choice)
+            void vscode.commands.executeCommand(
+              'workbench.action.openSettings',
+              'poolscope.nodePath',
+            );
+        });
+      return undefined;
+    }
+    registry.add(session);
+    log.info(`${session.label}: started ${script.fsPath} (pid ${session.pid})`);
+    session.onDidEnd(() => {
+      const exit = session.exit!;
+      log.info(
+        `${session.label}: ${exit.signal ? `killed by ${exit.signal}` : `exit ${exit.code}`}`,
+      );
+      if (exit.status !== 0 && session.state !== 'stopping' && !exit.signal) {
+        const last = session.lastErrorLine();
+        void vscode.window
+          .showWarningMessage(
+            `Poolscope: ${session.label} exited with code ${exit.code}${last ? `: ${last}` : ''}`,
+            'Show Output',
+          )
+          .then((choice) => {
+            if (choice) session.output.show(true);
+          });
+      }
+    });
+    return session;
+  };
+
+  const pickSession = async (
+    filter: (s: RunSession) => boolean,
+    placeHolder: string,
+  ): Promise<RunSession | undefined> => {
+    const candidates = registry.sessions.filter(filter);
+    if (candidates.length <= 1) return candidates[0];
+    const choice = await vscode.window.showQuickPick(
+      candidates.map((s) => ({ label: s.label, description: s.source, session: s })),
+      { placeHolder },
+    );
+    return choice?.session;
+  };
+  const sessionOf = (node: unknown): RunSession | undefined =>
+    node instanceof RunNode ? node.session : undefined;
+
+  const isRunnable = (uri: vscode.Uri): boolean =>
+    RUNNABLE_EXTENSIONS.some((ext) => uri.fsPath.endsWith(ext));
+
+  const command = (id: string, fn: (...args: never[]) => unknown): void => {
+    context.subscriptions.push(vscode.commands.registerCommand(id, fn));
+  };
+
+  command('poolscope.runCurrentFile', async (uri?: vscode.Uri) => {
+    const target = uri instanceof vscode.Uri ? uri : vscode.window.activeTextEditor?.document.uri;
+    if (!target || target.scheme !== 'file') {
+      void vscode.window.showErrorMessage(
+        'Poolscope: open a .js, .mjs, .cjs or .ts file to run it (or use Poolscope: Run Script…).',
+      );
+      return undefined;
+    }
+    const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === target.toString());
+    if (doc?.isDirty) await doc.save();
+    return run(target);
+  });
+  command('poolscope.runScript', async () => {
+    const picked = await vscode.window.showOpenDialog({
+      canSelectMany: false,
+      openLabel: 'Run',
+      filters: { Scripts: RUNNABLE_EXTENSIONS.map((e) => e.slice(1)) },
+      ...(vscode.workspace.workspaceFolders?.[0]
+        ? { defaultUri: vscode.workspace.workspaceFolders[0].uri }
+        : {}),
+    });
+    if (!picked?.[0]) return undefined;
+    if (!isRunnable(picked[0])) {
+      void vscode.window.showErrorMessage(
+        `Poolscope: ${picked[0].fsPath} is not a script Poolscope can run.`,
+      );
+      return undefined;
+    }
+    return run(picked[0]);
+  });
+  command('poolscope.stopRun', async (node?: unknown) => {
+    const session = sessionOf(node) ?? (await pickSession((s) => s.running, 'Stop which run?'));
+    if (!session) return;
+    await session.stop();
+    registry.markDirty();
+  });
+  command('poolscope.rerun', async (node?: unknown) => {
+    const session =
+      sessionOf(node) ?? (await pickSession((s) => s.request !== undefined, 'Rerun which run?'));
+    if (!session?.request) return undefined;
+    if (session.running) await session.stop();
+    return run(vscode.Uri.file(session.request.script));
+  });
+  command('poolscope.clearFinished', () => {
+    const n = registry.clearFinished();
+    registry.flush();
+    log.info(`cleared ${n} finished runs`);
+  });
+  command('poolscope.openTrace', async (uri?: vscode.Uri) => {
+    const file =
+      uri instanceof vscode.Uri
+        ? uri
+        : (
+            await vscode.window.showOpenDialog({
+              canSelectMany: false,
+              openLabel: 'Open Trace',
+              filters: { 'Poolscope traces': ['jsonl'], 'All files': ['*'] },
+            })
+          )?.[0];
+    if (!file) return undefined;
+    try {
+      const session = await RunSession.replay(file.fsPath, readSettings().tasksPerPool);
+      registry.add(session);
+      registry.flush();
+      return session;
+    } catch (err) {
+      const message = (err as Error).message;
+      log.error(`cannot open trace: ${message}`);
+      void vscode.window.showErrorMessage(`Poolscope: ${message}`);
+      return undefined;
+    }
+  });
+  command('poolscope.saveTrace', async (node?: unknown, target?: vscode.Uri) => {
+    const session =
+      sessionOf(node) ?? (await pickSession(() => true, 'Save the trace of which run?'));
+    if (!session) return undefined;
+    const to =
+      target ??
+      (await vscode.window.showSaveDialog({
+        filters: { 'Poolscope traces': ['jsonl'] },
+        saveLabel: 'Save Trace',
+      }));
+    if (!to) return undefined;
+    copyFileSync(session.traceFile, to.fsPath);
+    log.info(`${session.label}: trace saved to ${to.fsPath}`);
+    return to;
+  });
+  command('poolscope.showOutput', (node?: unknown) => {
+    (sessionOf(node) ?? registry.active)?.output.show(true);
+  });
+  const errorOf = (node: unknown): ErrorInfo | undefined =>
+    node instanceof ErrorOccurrenceNode
+      ? node.entry.error
+      : node instanceof TaskNode
+        ? node.task.error
+        : undefined;
+  command('poolscope.copyError', async (node?: unknown) => {
+    const error = errorOf(node);
+    if (error) await vscode.env.clipboard.writeText(errorText(error));
+  });
+  command('poolscope.revealSource', async (node?: unknown) => {
+    const error = errorOf(node);
+    const where = error && userFrame(error);
+    if (!where) {
+      void vscode.window.showInformationMessage('Poolscope: no source location in this error.');
+      return;
+    }
+    const open = openFrameCommand(where.frame, where.uri);
+    await vscode.commands.executeCommand(open.command, ...(open.arguments ?? []));
+  });
+  command('poolscope.showAllTasks', async (ref?: TaskListRef) => {
+    if (!ref) return;
+    const tasks = [...ref.pool.pool.tasks.values()]
+      .filter((t) => (ref.worker ? t.worker === ref.worker.worker.id : t.state === 'queued'))
+      .reverse();
+    const evicted = ref.pool.pool.evicted;
+    const choice = await vscode.window.showQuickPick(
+      tasks.map((t) => ({ label: taskLabel(t), description: taskDescription(t), task: t })),
+      {
+        matchOnDescription: true,
+        placeHolder: `${tasks.length} tasks kept${
+          evicted
+            ? ` (${evicted} older ones counted but not kept: raise poolscope.tasksPerPool)`
+            : ''
+        }; type to filter`,
+      },
+    );
+    if (!choice) return;
+    const doc = await vscode.workspace.openTextDocument({
+      language: 'json',
+      content: JSON.stringify(choice.task, null, 2),
+    });
+    await vscode.window.showTextDocument(doc, { preview: true });
+  });
+
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('poolscope')) registry.markDirty();
+    }),
+  );
+
+  return {
+    registry,
+    trees,
+    status: status.item,
+    log,
+    run,
+  };
+}
+
+/** Closing the window ends every run and every process it started. */
+export function deactivate(): void {
+  for (const s of registryForDeactivate?.sessions ?? []) s.kill();
+}

@@ -1,0 +1,27 @@
+/** The extension's settings (`poolscope.*`), read fresh at each use. */
+import * as vscode from 'vscode';
+
+export interface Settings {
+  nodePath: string;
+  args: string[];
+  env: Record<string, string>;
+  envFile: string;
+  tasksPerPool: number;
+  refreshIntervalMs: number;
+  sampleIntervalMs: number;
+  showDiagnostics: boolean;
+}
+
+export function readSettings(scope?: vscode.ConfigurationScope): Settings {
+  const c = vscode.workspace.getConfiguration('poolscope', scope);
+  return {
+    nodePath: c.get<string>('nodePath', 'node') || 'node',
+    args: c.get<string[]>('args', []),
+    env: c.get<Record<string, string>>('env', {}),
+    envFile: c.get<string>('envFile', '${workspaceFolder}/.env'),
+    tasksPerPool: Math.max(10, c.get<number>('tasksPerPool', 500)),
+    refreshIntervalMs: Math.max(50, c.get<number>('refreshIntervalMs', 250)),
+    sampleIntervalMs: Math.max(10, c.get<number>('sampleIntervalMs', 100)),
+    showDiagnostics: c.get<boolean>('showDiagnostics', true),
+  };
+}

@@ -1,0 +1,165 @@
+// The person-like test: installs the packaged .vsix into a fresh code-server, then in headless
+// Chromium opens the failing-tasks example, runs "Poolscope: Run Current File" from the command
+// palette, opens the Poolscope container, expands the run, and checks what a person would read:
+// a worker's exit code and a failed task's error. Screenshots go to test-artifacts/.
+// usage: node scripts/vscode/run-ui.mjs <poolscope.vsix>      exit code 0 when all was seen
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  CACHE,
+  ensureHost,
+  launchChromium,
+  removeScratch,
+  ROOT,
+  startCodeServer,
+} from './host.mjs';
+import { killLeftovers } from './leftovers.mjs';
+
+const vsix = resolve(process.argv[2] ?? join(ROOT, 'poolscope.vsix'));
+const ARTIFACTS = join(ROOT, 'test-artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
+const t0 = Date.now();
+const log = (...a) => console.log(`[ui ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
+const checks = [];
+const check = (ok, what) => {
+  checks.push({ ok, what });
+  console.log(`  ${ok ? 'ok  ' : 'FAIL'} ${what}`);
+};
+
+ensureHost();
+let cs;
+let browser;
+let page;
+let failed = false;
+try {
+  cs = await startCodeServer({
+    workspace: ROOT,
+    vsix: [vsix],
+    scratch: mkdtempSync(join(CACHE, 'ui-')),
+  });
+  log(`code-server on ${cs.authority}, ${vsix} installed`);
+  browser = await launchChromium(cs.tmp, cs.env);
+  page = browser.pages()[0] ?? (await browser.newPage());
+  const consoleLines = [];
+  page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+  await page.goto(`http://${cs.authority}/?folder=${encodeURIComponent(ROOT)}`, {
+    waitUntil: 'domcontentloaded',
+  });
+  await page.waitForSelector('.monaco-workbench', { timeout: 90_000 });
+  const container = page.locator('.activitybar [aria-label^="Poolscope"]').first();
+  await container.waitFor({ timeout: 90_000 });
+  log('workbench loaded; Poolscope container in the activity bar');
+
+  const palette = async (text) => {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ timeout: 15_000 });
+    await input.fill(text);
+    await page.waitForTimeout(300);
+    return input;
+  };
+  // Open the example as a person would: Quick Open, type the path, Enter.
+  await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } });
+  const quick = await palette('examples/failing-tasks.mjs');
+  await quick.fill('examples/failing-tasks.mjs');
+  await page
+    .locator('.quick-input-list .monaco-list-row', { hasText: 'failing-tasks.mjs' })
+    .first()
+    .waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.tab', { hasText: 'failing-tasks.mjs' }).first().waitFor({ timeout: 15_000 });
+  log('example open in the editor');
+
+  await palette('>Poolscope: Run Current File');
+  await page
+    .locator('.quick-input-list .monaco-list-row', { hasText: 'Poolscope: Run Current File' })
+    .first()
+    .waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+  log('ran Poolscope: Run Current File');
+
+  if (
+    !(await page
+      .locator('.pane-body .monaco-list-row', { hasText: 'failing-tasks.mjs' })
+      .first()
+      .isVisible())
+  ) {
+    await container.click();
+  }
+  const runRow = page
+    .locator('.pane-body .monaco-list-row', { hasText: /failing-tasks\.mjs #1/ })
+    .first();
+  await runRow.waitFor({ timeout: 30_000 });
+  await page
+    .locator('.pane-body .monaco-list-row', { hasText: /exit 0/ })
+    .first()
+    .waitFor({ timeout: 60_000 });
+  log('run finished');
+  // The run and pool rows start expanded; the worker that died is a row with its exit code.
+  const workerRow = page
+    .locator('.pane-body .monaco-list-row', { hasText: /exited, code 3/ })
+    .first();
+  await workerRow.waitFor({ timeout: 15_000 });
+  const workerText = (await workerRow.innerText()).replace(/\s+/g, ' ');
+  check(
+    /worker \d+ pid \d+ · exited, code 3/.test(workerText),
+    `worker row shows its exit code: "${workerText}"`,
+  );
+  await page.screenshot({ path: join(ARTIFACTS, 'ui-1-runs-tree.png') });
+
+  // Expand a worker that ran the failing square roots, then the failed task.
+  const workers = page.locator('.pane-body .monaco-list-row', { hasText: /worker \d+/ });
+  for (let i = 0; i < (await workers.count()); i++) {
+    const row = workers.nth(i);
+    if ((await row.getAttribute('aria-expanded')) === 'false') await row.click();
+  }
+  const taskRow = page
+    .locator('.pane-body .monaco-list-row', { hasText: 'checkedSqrt(-16)' })
+    .first();
+  await taskRow.waitFor({ timeout: 15_000 });
+  await taskRow.click();
+  const taskText = (await taskRow.innerText()).replace(/\s+/g, ' ');
+  check(
+    /failed · .*RangeError: cannot take the square root of -16/.test(taskText),
+    `failed task shows its error: "${taskText}"`,
+  );
+  const codeRow = page.locator('.pane-body .monaco-list-row', { hasText: 'E_NEGATIVE' }).first();
+  await codeRow.waitFor({ timeout: 15_000 });
+  check(true, 'the failed task expands to its error code E_NEGATIVE');
+  await page.screenshot({ path: join(ARTIFACTS, 'ui-2-failed-task.png') });
+
+  // The Errors view lists the groups.
+  const errorsHeader = page.locator('.pane-header', { hasText: 'Errors' }).first();
+  if ((await errorsHeader.getAttribute('aria-expanded')) === 'false') await errorsHeader.click();
+  const group = page
+    .locator('.pane-body .monaco-list-row', { hasText: 'TypeError: record' })
+    .first();
+  await group.waitFor({ timeout: 15_000 });
+  check(true, 'the Errors view groups the TypeError');
+  const statusText = await page
+    .locator('.statusbar-item', { hasText: 'failed' })
+    .first()
+    .innerText();
+  check(/0 running · 4 failed/.test(statusText), `status bar: "${statusText.trim()}"`);
+  await page.screenshot({ path: join(ARTIFACTS, 'ui-3-errors-view.png') });
+  writeFileSync(join(ARTIFACTS, 'ui-console.log'), consoleLines.join('\n'));
+} catch (err) {
+  failed = true;
+  log('ERROR', err.stack ?? err);
+  await page?.screenshot({ path: join(ARTIFACTS, 'ui-error.png') }).catch(() => {});
+} finally {
+  await browser?.close().catch(() => {});
+  await cs?.stop();
+  const left = killLeftovers();
+  if (left.length > 0) {
+    failed = true;
+    console.log(`ui: ${left.length} processes were left behind (now killed)`);
+  }
+  if (cs && !failed) removeScratch(cs.tmp);
+  else if (cs) console.log(`ui: scratch kept for inspection: ${cs.tmp}`);
+}
+const ok = !failed && checks.length > 0 && checks.every((c) => c.ok);
+console.log(
+  `ui: ${checks.filter((c) => c.ok).length} passed, ${checks.filter((c) => !c.ok).length + (failed ? 1 : 0)} failed; screenshots in ${ARTIFACTS}`,
+);
+process.exit(ok ? 0 : 1);
