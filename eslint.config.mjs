@@ -2,7 +2,17 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'out/', '.bench/', 'test/fixtures/'] },
+  {
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'out/',
+      '.bench/',
+      '.vscode-test/',
+      'test-artifacts/',
+      'test/fixtures/',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {

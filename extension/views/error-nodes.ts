@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import * as vscode from 'vscode';
 import type { ErrorInfo, StackFrame } from '../../core/trace/protocol';
-import { icon, preview, SimpleNode, treeItem, type TreeNode } from './node';
+import { icon, preview, SimpleNode, taggedText, treeItem, type TreeNode } from './node';
 
 export function errorTitle(info: ErrorInfo): string {
   if (info.thrown !== 'error') return `${info.thrown} thrown: ${preview(info.value, 60)}`;
@@ -52,7 +52,7 @@ export function errorText(info: ErrorInfo, indent = ''): string {
   const lines = [`${indent}${errorTitle(info)}`];
   if (info.code !== undefined) lines.push(`${indent}  code: ${String(info.code)}`);
   for (const [k, v] of Object.entries(info.props)) {
-    if (k !== 'code') lines.push(`${indent}  ${k}: ${preview(v, 200)}`);
+    if (!SHOWN_ELSEWHERE.has(k)) lines.push(`${indent}  ${k}: ${preview(v, 200)}`);
   }
   for (const f of info.frames) lines.push(`${indent}    ${f.raw}`);
   if (info.cause) lines.push(`${indent}  [cause]`, errorText(info.cause, `${indent}  `));
@@ -69,7 +69,7 @@ function valueNodes(parent: TreeNode, id: string, value: unknown): TreeNode[] {
 }
 
 function propertyNode(parent: TreeNode, id: string, key: string, value: unknown): TreeNode {
-  const nested = value !== null && typeof value === 'object';
+  const nested = value !== null && typeof value === 'object' && taggedText(value) === undefined;
   const node: TreeNode = new SimpleNode(
     parent,
     id,
@@ -86,6 +86,9 @@ function propertyNode(parent: TreeNode, id: string, key: string, value: unknown)
   return node;
 }
 
+/** Properties the rows show another way: the code row, and the stacks the frames come from. */
+const SHOWN_ELSEWHERE = new Set(['code', 'workerStack', 'callerStack']);
+
 /** The rows under an error: code, properties, value, cause, members, frames. */
 export function errorDetailNodes(parent: TreeNode, id: string, info: ErrorInfo): TreeNode[] {
   const nodes: TreeNode[] = [];
@@ -96,7 +99,7 @@ export function errorDetailNodes(parent: TreeNode, id: string, info: ErrorInfo):
       ),
     );
   }
-  const props = Object.entries(info.props).filter(([k]) => k !== 'code');
+  const props = Object.entries(info.props).filter(([k]) => !SHOWN_ELSEWHERE.has(k));
   if (props.length > 0) {
     const holder: TreeNode = new SimpleNode(
       parent,

@@ -91,8 +91,40 @@ export function icon(id: string, color?: string): vscode.ThemeIcon {
   return new vscode.ThemeIcon(id, color ? new vscode.ThemeColor(color) : undefined);
 }
 
+/** A protocol tagged value (`{"$undefined": true}`, `{"$bigint": "10"}`…) as JavaScript. */
+export function taggedText(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const keys = Object.keys(value);
+  const tag = keys[0];
+  if (!tag?.startsWith('$')) return undefined;
+  const v = (value as Record<string, unknown>)[tag];
+  switch (tag) {
+    case '$undefined':
+      return 'undefined';
+    case '$bigint':
+      return `${String(v)}n`;
+    case '$number':
+    case '$regexp':
+      return String(v);
+    case '$date':
+      return `Date(${String(v)})`;
+    case '$bytes':
+      return `${String(v)}(${String((value as { length?: number }).length ?? '?')})`;
+    case '$unsendable':
+      return `<unsendable ${String(v)}>`;
+    case '$cycle':
+      return `<cycle ${String(v)}>`;
+    case '$more':
+      return `… ${String(v)} more`;
+    default:
+      return undefined;
+  }
+}
+
 /** A JSON-ish value in one short line. */
 export function preview(value: unknown, max = 80): string {
+  const tagged = taggedText(value);
+  if (tagged !== undefined) return tagged;
   let text: string;
   try {
     text =

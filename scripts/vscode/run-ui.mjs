@@ -95,6 +95,24 @@ try {
     .first()
     .waitFor({ timeout: 60_000 });
   log('run finished');
+  // Room to read: a wider side bar (drag its edge), and the other views folded.
+  const sidebar = await page.locator('.part.sidebar').boundingBox();
+  const sashes = page.locator('.monaco-sash.vertical');
+  for (let i = 0; sidebar && i < (await sashes.count()); i++) {
+    const box = await sashes.nth(i).boundingBox();
+    if (!box || Math.abs(box.x + box.width / 2 - (sidebar.x + sidebar.width)) > 6) continue;
+    const x = box.x + box.width / 2;
+    const y = box.y + box.height / 2;
+    await page.mouse.move(x, y);
+    await page.mouse.down();
+    await page.mouse.move(x + 300, y, { steps: 10 });
+    await page.mouse.up();
+    break;
+  }
+  for (const title of ['Errors', 'Shared Memory', 'Processes']) {
+    const header = page.locator('.pane-header', { hasText: title }).first();
+    if ((await header.getAttribute('aria-expanded')) === 'true') await header.click();
+  }
   // The run and pool rows start expanded; the worker that died is a row with its exit code.
   const workerRow = page
     .locator('.pane-body .monaco-list-row', { hasText: /exited, code 3/ })
@@ -102,7 +120,7 @@ try {
   await workerRow.waitFor({ timeout: 15_000 });
   const workerText = (await workerRow.innerText()).replace(/\s+/g, ' ');
   check(
-    /worker \d+ pid \d+ · exited, code 3/.test(workerText),
+    /worker \d+\s*pid \d+ · exited, code 3/.test(workerText),
     `worker row shows its exit code: "${workerText}"`,
   );
   await page.screenshot({ path: join(ARTIFACTS, 'ui-1-runs-tree.png') });
