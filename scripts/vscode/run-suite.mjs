@@ -50,7 +50,8 @@ try {
   );
   page.on('console', (m) => {
     const t = m.text();
-    if (/poolscope-test|passed|failed/i.test(t)) log('[ext host]', t.slice(0, 400));
+    if (/poolscope-test|\b\d+ (passing|failing|passed|failed)\b/.test(t))
+      log('[ext host]', t.slice(0, 400));
   });
   await page.goto(url);
   const code = await Promise.race([
