@@ -2,7 +2,13 @@
 // one that fails.
 import { spawnSync } from 'node:child_process';
 
-const examples = ['apply-async-callbacks', 'get-timeout', 'worker-killed', 'process-exit-code'];
+const examples = [
+  'apply-async-callbacks',
+  'get-timeout',
+  'worker-killed',
+  'process-exit-code',
+  'failing-tasks',
+];
 for (const flags of [[], ['--threads']]) {
   for (const name of examples) {
     console.log(`\n=== ${name}${flags.length ? ' --threads' : ''} ===`);

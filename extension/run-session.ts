@@ -196,18 +196,20 @@ export class RunSession implements vscode.Disposable {
     }
   }
 
-  /** The last line the program wrote to stderr, for a notification. */
+  /** The program's last error line on stderr (or its last stderr line), for a notification. */
   lastErrorLine(): string | undefined {
     const run = this.run;
     if (!run) return undefined;
-    for (let i = run.output.length - 1; i >= 0; i--) {
-      const o = run.output[i]!;
-      if (o.stream !== 'stderr') continue;
-      const lines = o.text.split('\n').filter((l) => l.trim());
-      const last = lines.find((l) => /Error|error:/.test(l)) ?? lines[lines.length - 1];
-      if (last) return last.trim();
+    const lines = run.output
+      .filter((o) => o.stream === 'stderr')
+      .slice(-50)
+      .flatMap((o) => o.text.split('\n'))
+      .map((l) => l.trim())
+      .filter(Boolean);
+    for (let i = lines.length - 1; i >= 0; i--) {
+      if (/^\w*Error\b|\berror:/.test(lines[i]!)) return lines[i];
     }
-    return undefined;
+    return lines[lines.length - 1];
   }
 
   /** Ends the script and every process it started. */

@@ -49,6 +49,16 @@ for (const threads of [false, true]) {
       assert.match(out, /square\(7\) = 49/);
     });
 
+    it('failing-tasks: every failure reaches its errorCallback; the shared counter and exit code', () => {
+      const out = run('failing-tasks', threads);
+      assert.match(out, /process exporter ended with exit code 2/);
+      assert.match(out, /records parsed by workers: 3/);
+      assert.match(out, /4 tasks failed:/);
+      assert.match(out, /RangeError: cannot take the square root of -16/);
+      assert.match(out, /TypeError: record "\{id:2\}" is not valid JSON/);
+      assert.match(out, /WorkerExitError: worker \d+ \((pid|thread) \d+\) exited with code 3/);
+    });
+
     it('process-exit-code: 0, 1 with the error, n, and -9', () => {
       const out = run('process-exit-code', threads);
       assert.match(out, /works: exitCode=0 signal=null/);

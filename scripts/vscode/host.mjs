@@ -186,6 +186,11 @@ export async function startCodeServer({
       await stop();
       process.off('exit', onExit);
     },
+    /** As if the editor crashed: SIGKILL to code-server and its extension host, no shutdown. */
+    crash: () => {
+      onExit();
+      process.off('exit', onExit);
+    },
   };
 }
 

@@ -21,8 +21,13 @@ export function leftoverProcesses() {
   return found;
 }
 
-export function killLeftovers() {
-  const found = leftoverProcesses();
+/** Waits up to `graceMs` for processes to go by themselves, then kills what is left. */
+export async function killLeftovers(graceMs = 3000) {
+  let found = leftoverProcesses();
+  for (let waited = 0; found.length > 0 && waited < graceMs; waited += 100) {
+    await new Promise((r) => setTimeout(r, 100));
+    found = leftoverProcesses();
+  }
   for (const { pid } of found) {
     try {
       process.kill(pid, 'SIGKILL');

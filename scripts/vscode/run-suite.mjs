@@ -81,9 +81,11 @@ try {
 } catch (err) {
   log('ERROR', err.stack ?? err);
 } finally {
+  // End VS Code the hard way, as a crash would: no deactivate. The suite's last test leaves a
+  // run going; the kernel's parent-death signal must end it and its workers.
+  cs?.crash();
   await browser?.close().catch(() => {});
-  await cs?.stop();
-  const left = killLeftovers();
+  const left = await killLeftovers();
   if (left.length > 0) {
     console.log(`vscode: ${left.length} processes were left behind (now killed):`);
     for (const p of left) console.log(`  ${p.pid} ${p.cmd.slice(0, 200)}`);

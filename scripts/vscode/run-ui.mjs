@@ -168,7 +168,7 @@ try {
 } finally {
   await browser?.close().catch(() => {});
   await cs?.stop();
-  const left = killLeftovers();
+  const left = await killLeftovers();
   if (left.length > 0) {
     failed = true;
     console.log(`ui: ${left.length} processes were left behind (now killed)`);
