@@ -16,9 +16,15 @@ function isArraySummary(v: unknown): v is ArraySummary {
   return typeof v === 'object' && v !== null && Array.isArray((v as ArraySummary).window);
 }
 
+/** `file:///…/main.mjs:8:17` or `/…/main.mjs:8:17` → `main.mjs:8`. */
+function shortPlace(creator: string | undefined): string | undefined {
+  const m = creator && /([^/\\]+?):(\d+)(?::\d+)?\)?$/.exec(creator);
+  return m ? `${m[1]}:${m[2]}` : undefined;
+}
+
 export function sharedLabel(s: SharedModel): string {
   const type = s.ctype ? `(${s.ctype.length === 1 ? `'${s.ctype}'` : s.ctype})` : '';
-  return `${s.kind}${type} ${s.id}`;
+  return `${s.kind}${type} ${shortPlace(s.creator) ?? s.id}`;
 }
 
 export function sharedDescription(s: SharedModel): string {

@@ -85,7 +85,7 @@ try {
   // run going; the kernel's parent-death signal must end it and its workers.
   cs?.crash();
   await browser?.close().catch(() => {});
-  const left = await killLeftovers();
+  const left = cs ? await killLeftovers(cs.tmp) : [];
   if (left.length > 0) {
     console.log(`vscode: ${left.length} processes were left behind (now killed):`);
     for (const p of left) console.log(`  ${p.pid} ${p.cmd.slice(0, 200)}`);

@@ -69,6 +69,17 @@ try {
   await page.keyboard.press('Enter');
   await page.locator('.tab', { hasText: 'failing-tasks.mjs' }).first().waitFor({ timeout: 15_000 });
   log('example open in the editor');
+  // Nothing has run yet: the Runs view welcomes with a Run Current File button.
+  await container.click();
+  const welcome = page
+    .locator('.pane-body .welcome-view-content', { hasText: 'No runs yet' })
+    .first();
+  await welcome.waitFor({ timeout: 15_000 });
+  check(
+    (await welcome.locator('a, .monaco-button', { hasText: 'Run Current File' }).count()) > 0,
+    'the empty Runs view offers Run Current File',
+  );
+  await page.screenshot({ path: join(ARTIFACTS, 'ui-0-welcome.png') });
 
   await palette('>Poolscope: Run Current File');
   await page
@@ -78,12 +89,8 @@ try {
   await page.keyboard.press('Enter');
   log('ran Poolscope: Run Current File');
 
-  if (
-    !(await page
-      .locator('.pane-body .monaco-list-row', { hasText: 'failing-tasks.mjs' })
-      .first()
-      .isVisible())
-  ) {
+  // Show the Poolscope container unless it is showing (a click on its icon would hide it).
+  if (!(await page.locator('.pane-header', { hasText: 'Runs' }).first().isVisible())) {
     await container.click();
   }
   const runRow = page
@@ -160,6 +167,28 @@ try {
     .innerText();
   check(/0 running · 4 failed/.test(statusText), `status bar: "${statusText.trim()}"`);
   await page.screenshot({ path: join(ARTIFACTS, 'ui-3-errors-view.png') });
+
+  // Shared Memory and Processes, with Runs and Errors folded.
+  for (const title of ['Runs', 'Errors']) {
+    const header = page.locator('.pane-header', { hasText: title }).first();
+    if ((await header.getAttribute('aria-expanded')) === 'true') await header.click();
+  }
+  for (const title of ['Shared Memory', 'Processes']) {
+    const header = page.locator('.pane-header', { hasText: title }).first();
+    if ((await header.getAttribute('aria-expanded')) === 'false') await header.click();
+  }
+  const value = page.locator('.pane-body .monaco-list-row', { hasText: "Value('i')" }).first();
+  await value.waitFor({ timeout: 15_000 });
+  const valueText = await value.locator('.label-description').first().innerText();
+  check(
+    /^3 · \d+ contended$/.test(valueText.trim()),
+    `shared counter Value('i') = "${valueText.trim()}"`,
+  );
+  const exporter = page.locator('.pane-body .monaco-list-row', { hasText: 'exporter' }).first();
+  await exporter.waitFor({ timeout: 15_000 });
+  const exporterText = (await exporter.innerText()).replace(/\s+/g, ' ');
+  check(/exit code 2/.test(exporterText), `Process row: "${exporterText}"`);
+  await page.screenshot({ path: join(ARTIFACTS, 'ui-4-shared-processes.png') });
   writeFileSync(join(ARTIFACTS, 'ui-console.log'), consoleLines.join('\n'));
 } catch (err) {
   failed = true;
@@ -168,7 +197,7 @@ try {
 } finally {
   await browser?.close().catch(() => {});
   await cs?.stop();
-  const left = await killLeftovers();
+  const left = cs ? await killLeftovers(cs.tmp) : [];
   if (left.length > 0) {
     failed = true;
     console.log(`ui: ${left.length} processes were left behind (now killed)`);

@@ -173,7 +173,7 @@ suite('Poolscope in VS Code', () => {
     // Shared memory: the counter the workers bumped.
     const shared = rows(api.trees.shared);
     assert.ok(
-      shared.some((s) => /^Value\('i'\) \d+:\d+ — 3 · \d+ contended$/.test(s)),
+      shared.some((s) => /^Value\('i'\) failing-tasks\.mjs:8 — 3 · \d+ contended$/.test(s)),
       shared.join('\n'),
     );
     // Processes: the exporter's exit code.
