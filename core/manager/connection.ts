@@ -4,6 +4,7 @@
  * When the manager goes away, every pending call and every later one fails with
  * `ManagerGoneError`, saying where the manager was and, where this process can tell, how it ended.
  */
+import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { decodeThrown, type ThrownRecord } from '../error-codec';
 import { AuthenticationError, ManagerGoneError, type ManagerGoneReason } from '../errors';
@@ -26,14 +27,23 @@ export interface GoneInfo {
   signal: string | null;
 }
 
-function processExists(pid: number): boolean {
+/** Whether `pid` has ended (a zombie not yet reaped by its parent counts as ended). */
+function processEnded(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return (err as NodeJS.ErrnoException).code !== 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
   }
 }
+
+/** How long a broken connection watches a local server's pid, to tell a crash from a hiccup. */
+const GONE_CHECK_MS = 500;
 
 export class ManagerConnection {
   /** The server's pid, once the handshake is done. */
@@ -59,10 +69,12 @@ export class ManagerConnection {
     readonly address: string,
     readonly key: Buffer,
     private readonly explain?: () => Promise<GoneInfo | undefined>,
+    /** Keep the program alive until connected (someone awaits `ready`). */
+    awaited = false,
   ) {
     this.socket = connect('path' in target ? { path: target.path } : target);
     if (!('path' in target)) this.socket.setNoDelay(true);
-    this.socket.unref();
+    if (!awaited) this.socket.unref();
     this.writer = new FrameWriter<Request>(this.socket, (req, err) =>
       this.settle(req[0], false, err),
     );
@@ -103,6 +115,7 @@ export class ManagerConnection {
 
   private start(rest: Buffer): void {
     this.connected = true;
+    if (this.pending.size === 0) this.socket.unref();
     const reader = new FrameReader((replies) => {
       for (const r of replies as Reply[]) {
         if (r[0] === 0) this.serverPid = (r[2] as { pid: number }).pid;
@@ -180,7 +193,14 @@ export class ManagerConnection {
     const known = await this.explain?.();
     if (known) return known;
     const pid = this.serverPid;
-    if (pid !== undefined && this.address.startsWith('unix:') && !processExists(pid)) {
+    const until = performance.now() + GONE_CHECK_MS;
+    let ended = false;
+    while (pid !== undefined && this.address.startsWith('unix:')) {
+      ended = processEnded(pid);
+      if (ended || performance.now() > until) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (ended) {
       return {
         reason: 'connection-lost',
         how: 'is gone (its process no longer exists)',

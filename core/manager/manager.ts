@@ -24,6 +24,7 @@ import { ManagerConnection, type GoneInfo } from './connection';
 import type { ProxyKind } from './objects';
 import {
   makeProxy,
+  type AnyProxy,
   type ArrayProxy,
   type BarrierProxy,
   type BoundedSemaphoreProxy,
@@ -250,8 +251,12 @@ export class Manager {
       );
     }
     owner.address = address;
-    const connection = new ManagerConnection(parseAddress(address), address, key, () =>
-      owner.explain(),
+    const connection = new ManagerConnection(
+      parseAddress(address),
+      address,
+      key,
+      () => owner.explain(),
+      true,
     );
     try {
       await connection.ready;
@@ -280,6 +285,8 @@ export class Manager {
       target,
       formatAddress(target),
       keyBytes(options.authkey),
+      undefined,
+      true,
     );
     await connection.ready;
     return new Manager(connection, undefined);
@@ -305,8 +312,29 @@ export class Manager {
     return makeProxy(this.connection, kind, made.id, false, { lock: made.lock, parties }) as P;
   }
 
+  /**
+   * Makes `proxy`'s object findable by `name` from any client (`lookup`); the name keeps the
+   * object alive until the manager stops or the name is given to another object.
+   */
+  async publish(name: string, proxy: AnyProxy): Promise<void> {
+    if (proxy.connection.address !== this.address)
+      throw new TypeError('publish() takes a proxy of this manager');
+    await this.connection.call(0, 'publish', [name, proxy.id], 'manager.publish()');
+  }
+
+  /** A proxy for the object published as `name`; `KeyError` when nothing is. */
+  async lookup<P extends AnyProxy = AnyProxy>(name: string): Promise<P> {
+    const found = (await this.connection.call(0, 'lookup', [name], 'manager.lookup()')) as {
+      kind: ProxyKind;
+      id: number;
+      lock?: number;
+      parties?: number;
+    };
+    return makeProxy(this.connection, found.kind, found.id, false, found) as P;
+  }
+
   /** A `Map` in the manager (Python's `manager.dict()`). */
-  dict<K = unknown, V = unknown>(
+  async dict<K = unknown, V = unknown>(
     init?: Map<K, V> | Iterable<[K, V]> | Record<string, V>,
   ): Promise<DictProxy<K, V>> {
     const entries =
@@ -319,64 +347,64 @@ export class Manager {
   }
 
   /** An array in the manager (Python's `manager.list()`). */
-  list<T = unknown>(init?: Iterable<T>): Promise<ListProxy<T>> {
+  async list<T = unknown>(init?: Iterable<T>): Promise<ListProxy<T>> {
     return this.make('list', [init === undefined ? [] : [...init]]);
   }
 
-  Namespace(init?: Record<string, unknown>): Promise<NamespaceProxy> {
+  async Namespace(init?: Record<string, unknown>): Promise<NamespaceProxy> {
     return this.make('Namespace', [init ?? {}]);
   }
 
-  Lock(): Promise<LockProxy> {
+  async Lock(): Promise<LockProxy> {
     return this.make('Lock', []);
   }
 
-  RLock(): Promise<RLockProxy> {
+  async RLock(): Promise<RLockProxy> {
     return this.make('RLock', []);
   }
 
-  Semaphore(value = 1): Promise<SemaphoreProxy> {
+  async Semaphore(value = 1): Promise<SemaphoreProxy> {
     return this.make('Semaphore', [value]);
   }
 
-  BoundedSemaphore(value = 1): Promise<BoundedSemaphoreProxy> {
+  async BoundedSemaphore(value = 1): Promise<BoundedSemaphoreProxy> {
     return this.make('BoundedSemaphore', [value]);
   }
 
   /** A Condition over `lock` (a Lock or RLock of this manager), or over a new RLock. */
-  Condition(lock?: LockProxy | RLockProxy): Promise<ConditionProxy> {
+  async Condition(lock?: LockProxy | RLockProxy): Promise<ConditionProxy> {
     if (lock !== undefined && lock.connection.address !== this.address)
       throw new TypeError('a Condition takes a Lock or RLock of the same manager');
     return this.make('Condition', lock === undefined ? [] : [lock.id]);
   }
 
-  Event(): Promise<EventProxy> {
+  async Event(): Promise<EventProxy> {
     return this.make('Event', []);
   }
 
   /** A Barrier for `parties` calls of `wait`; `timeoutMs`: the default timeout of each wait. */
-  Barrier(parties: number, options: { timeoutMs?: number } = {}): Promise<BarrierProxy> {
+  async Barrier(parties: number, options: { timeoutMs?: number } = {}): Promise<BarrierProxy> {
     return this.make('Barrier', [parties, options.timeoutMs], parties);
   }
 
   /** A FIFO queue; `maxsize` 0 (default) is unbounded. */
-  Queue<T = unknown>(maxsize = 0): Promise<QueueProxy<T>> {
+  async Queue<T = unknown>(maxsize = 0): Promise<QueueProxy<T>> {
     return this.make('Queue', [maxsize]);
   }
 
   /** A typed number with its own RLock (`getLock()`), unless `lock: false`. */
-  Value<T extends number | bigint = number>(
+  async Value<T extends number | bigint = number>(
     type: ManagedType,
-    initial?: T | string,
+    initial?: NoInfer<T> | string,
     options: { lock?: boolean } = {},
   ): Promise<ValueProxy<T>> {
     return this.make('Value', [typeCode(type, 'Value'), initial, options.lock ?? true]);
   }
 
   /** A fixed-length typed array, from a size or initial items, with its own RLock by default. */
-  Array<T extends number | bigint = number>(
+  async Array<T extends number | bigint = number>(
     type: ManagedType,
-    sizeOrInitial: number | Iterable<T> | string,
+    sizeOrInitial: number | Iterable<NoInfer<T>> | string,
     options: { lock?: boolean } = {},
   ): Promise<ArrayProxy<T>> {
     const init =

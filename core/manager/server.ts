@@ -9,6 +9,7 @@ import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { constants } from 'node:os';
 import { encodeThrown } from '../error-codec';
+import { KeyError } from '../errors';
 import { sharedMemoryAddon } from '../shared/native';
 import { tracer } from '../trace/emitter';
 import type { TypeCode } from '../shared/ctypes';
@@ -35,9 +36,13 @@ import {
 interface Entry {
   object: ManagedObject;
   refs: number;
+  /** A Value's or Array's lock, a Barrier's parties: what a proxy needs besides the id. */
+  extra: { lock?: number; parties?: number };
 }
 
 const objects = new Map<number, Entry>();
+/** Objects published by name (`manager.publish`), each name holding a reference. */
+const names = new Map<string, number>();
 let nextObject = 1;
 const clients = new Set<Connection>();
 const ops: Record<string, number> = {};
@@ -51,9 +56,9 @@ function send(msg: FromServer): void {
 
 /** Creates an object, held once by `client`; returns its id (and its lock's, for Value/Array). */
 function create(client: Connection, kind: ProxyKind, args: unknown[]): Record<string, number> {
-  const add = (object: ManagedObject): number => {
+  const add = (object: ManagedObject, extra: Entry['extra'] = {}): number => {
     const id = nextObject++;
-    objects.set(id, { object, refs: 0 });
+    objects.set(id, { object, refs: 0, extra });
     client.hold(id);
     return id;
   };
@@ -87,7 +92,11 @@ function create(client: Connection, kind: ProxyKind, args: unknown[]): Record<st
     case 'Event':
       return { id: add(new ServerEvent()) };
     case 'Barrier':
-      return { id: add(new ServerBarrier(args[0] as number, args[1] as number | undefined)) };
+      return {
+        id: add(new ServerBarrier(args[0] as number, args[1] as number | undefined), {
+          parties: args[0] as number,
+        }),
+      };
     case 'Queue':
       return { id: add(new ServerQueue((args[0] as number | undefined) ?? 0)) };
     case 'Value':
@@ -96,11 +105,30 @@ function create(client: Connection, kind: ProxyKind, args: unknown[]): Record<st
         kind === 'Value'
           ? new ServerValue(args[0] as TypeCode, args[1] as number)
           : new ServerArray(args[0] as TypeCode, args[1] as number);
-      const id = add(object);
-      return args[2] ? { id, lock: add(new ServerLock('RLock')) } : { id };
+      const lock = args[2] ? add(new ServerLock('RLock')) : undefined;
+      return { id: add(object, lock === undefined ? {} : { lock }), ...(lock ? { lock } : {}) };
     }
     default:
       throw new TypeError(`a manager cannot make a '${String(kind)}'`);
+  }
+}
+
+function publish(name: string, id: number): void {
+  if (typeof name !== 'string' || name === '')
+    throw new TypeError('a published name is a non-empty string');
+  const entry = objects.get(id);
+  if (!entry) throw new ReferenceError(`the manager has no object #${id}`);
+  const refs = [id, ...(entry.extra.lock !== undefined ? [entry.extra.lock] : [])];
+  for (const r of refs) objects.get(r)!.refs++;
+  const previous = names.get(name);
+  names.set(name, id);
+  if (previous !== undefined) {
+    const old = objects.get(previous);
+    const oldRefs = [previous, ...(old?.extra.lock !== undefined ? [old.extra.lock] : [])];
+    for (const r of oldRefs) {
+      const e = objects.get(r);
+      if (e && --e.refs <= 0) objects.delete(r);
+    }
   }
 }
 
@@ -210,9 +238,27 @@ class Connection implements Client {
       case 'decref':
         for (const id of args as number[]) this.drop(id);
         return undefined;
+      case 'publish':
+        return publish(args[0] as string, args[1] as number);
+      case 'lookup':
+        return this.lookup(args[0] as string);
       default:
         throw new TypeError(`the manager has no operation '${method}'`);
     }
+  }
+
+  private lookup(name: string): { kind: ProxyKind; id: number } & Entry['extra'] {
+    const id = names.get(name);
+    const entry = id === undefined ? undefined : objects.get(id);
+    if (id === undefined || !entry) {
+      throw new KeyError(
+        `nothing is published as ${JSON.stringify(name)}; published: ${[...names.keys()].join(', ') || '(none)'}`,
+        name,
+      );
+    }
+    this.hold(id);
+    if (entry.extra.lock !== undefined) this.hold(entry.extra.lock);
+    return { kind: entry.object.kind, id, ...entry.extra };
   }
 
   private invoke(target: number, method: string, args: unknown[]): unknown {
