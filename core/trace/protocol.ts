@@ -246,7 +246,7 @@ export const ManagerStopped = event('manager.stopped', {
   manager: ManagerId,
   address: ManagerAddress,
   /** `stopped` by its owner (or its owner's exit); `killed` by a signal; `exited` on its own. */
-  reason: Type.Union(['stopped', 'killed', 'exited'].map((r) => Type.Literal(r))),
+  reason: Type.Union([Type.Literal('stopped'), Type.Literal('killed'), Type.Literal('exited')]),
   exitCode: Type.Union([Type.Integer(), Type.Null()]),
   signal: Type.Union([Type.String(), Type.Null()]),
 });
