@@ -119,7 +119,7 @@ export class ManagerConnection {
     const reader = new FrameReader((replies) => {
       for (const r of replies as Reply[]) {
         if (r[0] === 0) this.serverPid = (r[2] as { pid: number }).pid;
-        else this.settle(r[0], r[1] === 1, r[2]);
+        else this.settle(r[0], r[1] !== 0, r[2]);
       }
     });
     this.socket.on('data', (chunk: Buffer) => {
@@ -153,6 +153,11 @@ export class ManagerConnection {
   /** Calls `method` of object `object` (0: the manager); `what` names it in errors. */
   call(object: number, method: string, args: unknown[], what: string): Promise<unknown> {
     if (this.gone) return Promise.reject(this.goneError(what, this.gone));
+    // Trailing undefined arguments are the method's defaults anyway; without them, most calls
+    // travel as JSON (see frames.ts).
+    let n = args.length;
+    while (n > 0 && args[n - 1] === undefined) n--;
+    if (n < args.length) args = args.slice(0, n);
     const id = this.nextCall++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, what });

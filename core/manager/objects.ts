@@ -478,9 +478,9 @@ export class ServerDict implements ManagedObject {
     set: (_c: Client, key: unknown, value: unknown) => void this.map.set(key, value),
     has: (_c: Client, key: unknown) => this.map.has(key),
     delete: (_c: Client, key: unknown) => this.map.delete(key),
-    pop: (_c: Client, key: unknown, ...fallback: unknown[]) => {
+    pop: (_c: Client, key: unknown, hasFallback = false, fallback?: unknown) => {
       if (!this.map.has(key)) {
-        if (fallback.length > 0) return fallback[0];
+        if (hasFallback) return fallback;
         throw new KeyError(`no key ${keyText(key)} in this dict`, key);
       }
       const value = this.map.get(key);

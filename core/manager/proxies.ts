@@ -106,7 +106,7 @@ export class DictProxy<K = unknown, V = unknown> extends BaseProxy {
 
   /** Removes and returns the value; `KeyError` when missing and no fallback is given. */
   pop(key: K, ...fallback: [] | [V]): Promise<V> {
-    return this.call('pop', key, ...fallback);
+    return this.call('pop', key, fallback.length > 0, fallback[0]);
   }
 
   /** The value, after setting it to `value` if the key was missing. */

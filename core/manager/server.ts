@@ -207,7 +207,9 @@ class Connection implements Client {
 
   private reply(id: number, ok: boolean, value: unknown): void {
     if (id === 0 || this.closed) return;
-    this.writer.send(ok ? [id, 1, value] : [id, 0, encodeThrown(value)]);
+    this.writer.send(
+      !ok ? [id, 0, encodeThrown(value)] : value === undefined ? [id, 2] : [id, 1, value],
+    );
   }
 
   private handle([id, target, method, args]: Request): void {

@@ -80,6 +80,19 @@ describe('Manager proxies', () => {
     await d.update({ e: 5 });
     assert.equal(await d.pop('e'), 5);
     assert.equal(await d.delete('c'), true);
+    // undefined, null, -0 and NaN come back as they went (JSON frames must not blur them).
+    await d.set('u', undefined);
+    assert.equal(await d.get('u', 'fallback'), undefined);
+    await d.set('n', null);
+    assert.equal(await d.get('n'), null);
+    await d.update([
+      ['z', -0],
+      ['nan', NaN],
+    ]);
+    assert.ok(Object.is(await d.get('z'), -0));
+    assert.ok(Number.isNaN(await d.get('nan')));
+    assert.equal(await d.pop('missing', undefined), undefined);
+    for (const k of ['u', 'n', 'z', 'nan']) await d.delete(k);
     const err = await rejectionOf(d.pop('nope'));
     assert.ok(err instanceof KeyError, String(err));
     assert.equal(err.key, 'nope');
