@@ -4,7 +4,7 @@
  */
 import { basename } from 'node:path';
 import type { ErrorInfo } from '../core/trace/protocol';
-import type { PoolModel, RunModel, WorkerModel } from '../core/trace/store';
+import type { ManagerModel, PoolModel, RunModel, WorkerModel } from '../core/trace/store';
 
 export interface Style {
   bold(text: string): string;
@@ -119,6 +119,37 @@ export function sharedLines(run: RunModel, s: Style, limit: number): string[] {
   return lines;
 }
 
+function managerState(m: ManagerModel, s: Style): string {
+  switch (m.state) {
+    case 'running':
+      return `running, ${fmt(m.clients)} client${m.clients === 1 ? '' : 's'}, ${fmt(m.objects)} object${m.objects === 1 ? '' : 's'}`;
+    case 'stopped':
+      return s.dim('stopped');
+    case 'killed':
+      return s.red(`killed by ${m.signal ?? 'a signal'}`);
+    case 'exited':
+      return s.red(`exited ${m.exitCode}`);
+  }
+}
+
+/** Each manager: where it listens, its state, and the calls it served per proxy type. */
+export function managerLines(run: RunModel, s: Style): string[] {
+  const lines: string[] = [];
+  for (const m of run.managers.values()) {
+    const pid = m.serverPid !== undefined ? ` (pid ${m.serverPid})` : '';
+    lines.push(`${s.bold(`manager ${m.id}`)} ${m.address || '?'}${pid} ${managerState(m, s)}`);
+    const kinds = Object.entries(m.ops)
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1]);
+    if (kinds.length > 0) {
+      lines.push(
+        `  calls ${fmt(m.totalOps)}: ${kinds.map(([kind, n]) => `${kind} ${fmt(n)}`).join(' · ')}`,
+      );
+    }
+  }
+  return lines;
+}
+
 /** The live view: per pool a progress bar and its workers, then the latest errors. */
 export function liveLines(
   run: RunModel,
@@ -152,6 +183,7 @@ export function liveLines(
         : `exited ${proc.exitCode}${proc.signal ? ` ${proc.signal}` : ''}`;
     lines.push(`${s.bold(`process ${proc.name}`)} ${proc.target}() ${state}`);
   }
+  lines.push(...managerLines(run, s));
   lines.push(...sharedLines(run, s, 6));
   const latest = run.errors.slice(-3);
   if (latest.length > 0) {
@@ -194,7 +226,12 @@ export function summaryLines(run: RunModel, s: Style): string[] {
         ? `killed by ${run.signal}`
         : `exit code ${run.exitCode}`;
   lines.push(s.bold(`run ${run.id}: ${exit}, ${formatMs(duration)}`));
-  if (run.pools.size === 0 && run.processes.size === 0 && run.shared.size === 0) {
+  if (
+    run.pools.size === 0 &&
+    run.processes.size === 0 &&
+    run.shared.size === 0 &&
+    run.managers.size === 0
+  ) {
     lines.push(
       s.yellow(
         '  no pool or Process was created: the script does not use poolscope, or ended before it did',
@@ -219,6 +256,7 @@ export function summaryLines(run: RunModel, s: Style): string[] {
     const error = proc.error ? ` ${s.red(errorTitle(proc.error))}` : '';
     lines.push(`  ${s.bold(`process ${proc.name}`)} ${proc.target}(): exit ${how}${error}`);
   }
+  lines.push(...managerLines(run, s).map((l) => `  ${l}`));
   lines.push(...sharedLines(run, s, 20).map((l) => `  ${l}`));
   if (run.callbacks.invoked) {
     lines.push(

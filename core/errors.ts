@@ -161,6 +161,69 @@ export class LockOwnerDiedError extends Error {
 }
 named(LockOwnerDiedError, 'LockOwnerDiedError');
 
+/** How a manager ended, as far as the client can tell. */
+export type ManagerGoneReason =
+  'stopped' | 'closed' | 'killed' | 'exited' | 'unreachable' | 'connection-lost';
+
+/**
+ * The manager process behind a proxy is gone: stopped, killed, crashed, or its connection broke.
+ * Every pending call and every later call of its proxies fails with this error (never a raw
+ * EOF, Python gh-88780); `address` names the manager, `reason`, `exitCode` and `signal` say how
+ * it ended when this process can know (the process that started it can).
+ */
+export class ManagerGoneError extends Error {
+  constructor(
+    message: string,
+    /** `unix:/path/to/socket` or `tcp:host:port`. */
+    readonly address: string,
+    readonly reason: ManagerGoneReason,
+    /** The manager process's pid, when known. */
+    readonly managerPid: number | undefined,
+    readonly exitCode: number | null,
+    readonly signal: string | null,
+  ) {
+    super(message);
+  }
+}
+named(ManagerGoneError, 'ManagerGoneError');
+
+/**
+ * A connection to a manager was refused because one side could not prove it knows the authkey:
+ * a wrong key, or not a Poolscope manager at that address (Python's `AuthenticationError`).
+ */
+export class AuthenticationError extends Error {
+  constructor(
+    message: string,
+    readonly address: string,
+  ) {
+    super(message);
+  }
+}
+named(AuthenticationError, 'AuthenticationError');
+
+/** A manager `dict` has no such key (`pop`, `getItem` without a default), as Python's KeyError. */
+export class KeyError extends Error {
+  constructor(
+    message: string,
+    readonly key: unknown,
+  ) {
+    super(message);
+  }
+}
+named(KeyError, 'KeyError');
+
+/** A manager `Barrier` was broken (aborted, reset, or a wait timed out) while this call waited. */
+export class BrokenBarrierError extends Error {}
+named(BrokenBarrierError, 'BrokenBarrierError');
+
+/** `Queue.get` found nothing before its timeout (or at once, without blocking): Python's `queue.Empty`. */
+export class QueueEmptyError extends Error {}
+named(QueueEmptyError, 'QueueEmptyError');
+
+/** `Queue.put` found no room before its timeout (or at once): Python's `queue.Full`. */
+export class QueueFullError extends Error {}
+named(QueueFullError, 'QueueFullError');
+
 export type ThrownKind =
   | 'string'
   | 'number'
@@ -221,4 +284,10 @@ export const POOLSCOPE_ERRORS: Record<string, new (...args: never[]) => Error> =
   SerializationError,
   ThrownValueError,
   LockOwnerDiedError,
+  ManagerGoneError,
+  AuthenticationError,
+  KeyError,
+  BrokenBarrierError,
+  QueueEmptyError,
+  QueueFullError,
 };

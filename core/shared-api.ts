@@ -16,6 +16,31 @@ export {
   type WorkerExitInfo,
 } from './pool';
 export type { ProcessOptions } from './process';
+export {
+  Manager,
+  type ConnectOptions,
+  type ManagedType,
+  type ManagerOptions,
+} from './manager/manager';
+export type { ManagerAddress } from './manager/address';
+export type { AuthKey } from './manager/auth';
+export {
+  ArrayProxy,
+  BarrierProxy,
+  BaseProxy,
+  BoundedSemaphoreProxy,
+  ConditionProxy,
+  DictProxy,
+  EventProxy,
+  ListProxy,
+  LockProxy,
+  NamespaceProxy,
+  QueueProxy,
+  RLockProxy,
+  SemaphoreProxy,
+  ValueProxy,
+  type AnyProxy,
+} from './manager/proxies';
 export * from './shared/ctypes';
 export { BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from './shared/sync';
 export {

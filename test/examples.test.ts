@@ -69,5 +69,14 @@ for (const threads of [false, true]) {
       assert.match(out, /exits: exitCode=7/);
       assert.match(out, /hangs: exitCode=-9 signal=SIGKILL/);
     });
+
+    it('manager: a dict, a list and a locked Value shared by the workers through proxies', () => {
+      const out = run('manager', threads);
+      assert.match(
+        out,
+        new RegExp(`${threads ? 'threads' : 'processes'}: apple=5 banana=6 fig=3 kiwi=4`),
+      );
+      assert.match(out, /letters: 18\nlog: 4 entries/);
+    });
   });
 }

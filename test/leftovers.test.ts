@@ -5,16 +5,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fixture } from './helpers';
 
-/** Any worker of this checkout, however its path was spelled on the command line. */
+/** Any worker or manager server of this checkout, however its path was spelled. */
 const DIST = resolve(__dirname, '..', '..', 'dist');
 const isWorker = (cmdline: string): boolean =>
-  cmdline.includes(DIST) && cmdline.includes('entry.js');
+  cmdline.includes(DIST) && (cmdline.includes('entry.js') || cmdline.includes('server.js'));
 
 function processesWith(predicate: (cmdline: string, environ: string) => boolean): number[] {
   const found: number[] = [];
@@ -61,7 +61,49 @@ async function runScenario(mode: 'exit' | 'stuck'): Promise<void> {
   assert.deepEqual(left, [], `worker processes outlived their parent: ${left.join(', ')}`);
 }
 
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+/** A program with a manager (used by a pool's worker) that exits without stopping it, or is killed. */
+async function runManagerScenario(mode: 'exit' | 'stuck'): Promise<void> {
+  const child = spawn(process.execPath, [fixture('manager-leftover-scenario.cjs'), mode], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  const info = await new Promise<{ serverPid: number; dir: string }>((resolveInfo, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('"ready"'));
+      if (line) resolveInfo(JSON.parse(line) as { serverPid: number; dir: string });
+    });
+    child.once('exit', (code) => reject(new Error(`scenario exited early (${code})`)));
+  });
+  assert.ok(alive(info.serverPid), 'the manager server runs');
+  assert.ok(existsSync(info.dir), 'its socket directory exists');
+  if (mode === 'stuck') child.kill('SIGKILL');
+  await exited;
+  const left = await eventually(() => (alive(info.serverPid) ? [info.serverPid] : []), 5000);
+  assert.deepEqual(left, [], `the manager server outlived its owner: ${left.join(', ')}`);
+  await eventually(() => (existsSync(info.dir) ? [1] : []), 2000);
+  assert.equal(existsSync(info.dir), false, `socket directory left: ${info.dir}`);
+}
+
 describe('no leftovers', () => {
+  it('a program that ends without stopping its manager leaves no server and no socket', async () => {
+    await runManagerScenario('exit');
+  });
+
+  it('a program killed by SIGKILL leaves no manager server and no socket', async () => {
+    await runManagerScenario('stuck');
+  });
+
   it('a program that ends without closing its pools leaves no worker running', async () => {
     await runScenario('exit');
   });

@@ -1,8 +1,11 @@
 /**
  * Shared objects travel to workers as descriptors (their buffers are shared, not copied) and are
  * rebuilt there with the same class, so `Value`, `SharedArray` and the locks work the same on
- * both sides. Only top-level arguments are looked at: that is where Python's API passes them.
+ * both sides. Manager proxies travel as their manager's address, authkey and object id, and
+ * reconnect in the worker. Only top-level arguments are looked at: that is where Python's API
+ * passes them.
  */
+import { BaseProxy, reviveProxy, type ProxyDescriptor } from '../manager/proxies';
 import { Struct, TYPES, type CType } from './ctypes';
 import { openMemory } from './memory';
 import {
@@ -20,10 +23,16 @@ import { SharedArray, Value, type SharedDescriptor, type TypeSpec } from './valu
 
 const TAG = '__poolscope_shared__';
 
-type Marked = { [TAG]: 'value'; d: SharedDescriptor } | { [TAG]: 'sync'; d: SyncDescriptor };
+type Marked =
+  | { [TAG]: 'value'; d: SharedDescriptor }
+  | { [TAG]: 'sync'; d: SyncDescriptor }
+  | { [TAG]: 'proxy'; d: ProxyDescriptor };
 
-function isShared(arg: unknown): arg is Value<unknown> | SharedArray<unknown> | AnySync {
+function isShared(
+  arg: unknown,
+): arg is Value<unknown> | SharedArray<unknown> | AnySync | BaseProxy {
   return (
+    arg instanceof BaseProxy ||
     arg instanceof Value ||
     arg instanceof SharedArray ||
     arg instanceof Lock ||
@@ -48,7 +57,8 @@ export function threadOnlyArgument(args: readonly unknown[]): number {
       typeof a === 'object' &&
       a !== null &&
       isShared(a) &&
-      (a as { memory: { segment?: unknown } }).memory.segment === undefined,
+      !(a instanceof BaseProxy) &&
+      a.memory.segment === undefined,
   );
 }
 
@@ -56,6 +66,7 @@ export function threadOnlyArgument(args: readonly unknown[]): number {
 export function marshalArgs(args: readonly unknown[]): unknown[] {
   return args.map((a): unknown => {
     if (typeof a !== 'object' || a === null || !isShared(a)) return a;
+    if (a instanceof BaseProxy) return { [TAG]: 'proxy', d: a.describe() } satisfies Marked;
     if (a instanceof Value) return { [TAG]: 'value', d: a.describe('Value') } satisfies Marked;
     if (a instanceof SharedArray)
       return { [TAG]: 'value', d: a.describe('Array') } satisfies Marked;
@@ -72,6 +83,10 @@ export function unmarshalArgs(args: unknown[]): unknown[] {
   for (let i = 0; i < args.length; i++) {
     const a = args[i] as Partial<Marked> | null;
     if (typeof a !== 'object' || a === null || a[TAG] === undefined) continue;
+    if (a[TAG] === 'proxy') {
+      args[i] = reviveProxy(a.d as ProxyDescriptor);
+      continue;
+    }
     if (a[TAG] === 'sync') {
       args[i] = reviveSync(a.d as SyncDescriptor);
       continue;

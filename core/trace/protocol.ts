@@ -233,6 +233,31 @@ export const SharedSampled = event('shared.sampled', {
   /** Acquisitions of its lock that had to wait, so far. */
   contention: Type.Optional(Type.Integer({ minimum: 0 })),
 });
+/** Managers are named `<pid>:<n>` after the process that started them. */
+const ManagerId = Type.String({ description: 'pid:number' });
+const ManagerAddress = Type.String({ description: 'unix:/path/to/socket or tcp:host:port' });
+export const ManagerStarted = event('manager.started', {
+  manager: ManagerId,
+  address: ManagerAddress,
+  /** The server process. */
+  serverPid: Type.Integer(),
+});
+export const ManagerStopped = event('manager.stopped', {
+  manager: ManagerId,
+  address: ManagerAddress,
+  /** `stopped` by its owner (or its owner's exit); `killed` by a signal; `exited` on its own. */
+  reason: Type.Union([Type.Literal('stopped'), Type.Literal('killed'), Type.Literal('exited')]),
+  exitCode: Type.Union([Type.Integer(), Type.Null()]),
+  signal: Type.Union([Type.String(), Type.Null()]),
+});
+export const ManagerOps = event('manager.ops', {
+  manager: ManagerId,
+  /** Calls served so far per proxy type (`dict`, `list`, `Lock`, `Value`, ...): running totals. */
+  ops: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
+  /** Connected clients and live objects, now. */
+  clients: Type.Integer({ minimum: 0 }),
+  objects: Type.Integer({ minimum: 0 }),
+});
 export const EventsDropped = event('events.dropped', {
   count: Type.Integer({ minimum: 1 }),
   /** How many of each type were dropped. */
@@ -258,6 +283,9 @@ export const EVENT_SCHEMAS = [
   Output,
   SharedCreated,
   SharedSampled,
+  ManagerStarted,
+  ManagerStopped,
+  ManagerOps,
   EventsDropped,
 ] as const;
 

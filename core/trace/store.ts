@@ -132,6 +132,25 @@ export interface SharedModel {
   samples: { ts: number; value: unknown }[];
 }
 
+export interface ManagerModel {
+  id: string;
+  /** The process that started it. */
+  pid: number;
+  address: string;
+  serverPid?: number;
+  state: 'running' | 'stopped' | 'killed' | 'exited';
+  startedAt: number;
+  stoppedAt?: number;
+  exitCode: number | null;
+  signal: string | null;
+  /** Calls served per proxy type (running totals, as last reported). */
+  ops: Record<string, number>;
+  totalOps: number;
+  clients: number;
+  objects: number;
+  opsAt?: number;
+}
+
 export interface RunModel {
   id: string;
   argv?: string[];
@@ -144,6 +163,7 @@ export interface RunModel {
   pools: Map<string, PoolModel>;
   processes: Map<string, ProcessModel>;
   shared: Map<string, SharedModel>;
+  managers: Map<string, ManagerModel>;
   /** The last `errorsPerRun` errors; `errorCount` counts them all. */
   errors: ErrorEntry[];
   errorCount: number;
@@ -419,6 +439,34 @@ export class Store {
         if (shared.samples.length > this.samplesPerShared) shared.samples.shift();
         break;
       }
+      case 'manager.started': {
+        const m = this.manager(run, event.manager, event.pid, event.ts);
+        m.address = event.address;
+        m.serverPid = event.serverPid;
+        m.startedAt = event.ts;
+        break;
+      }
+      case 'manager.stopped': {
+        const m = this.manager(run, event.manager, event.pid, event.ts);
+        if (m.address === '') m.address = event.address;
+        m.state = event.reason;
+        m.stoppedAt = event.ts;
+        m.exitCode = event.exitCode;
+        m.signal = event.signal;
+        break;
+      }
+      case 'manager.ops': {
+        // Reported by the server process itself: its pid is not the owner's.
+        const m = this.manager(run, event.manager, undefined, event.ts);
+        if (m.opsAt !== undefined && event.ts < m.opsAt) break;
+        m.opsAt = event.ts;
+        m.ops = { ...event.ops };
+        m.totalOps = Object.values(event.ops).reduce((a, b) => a + b, 0);
+        m.clients = event.clients;
+        m.objects = event.objects;
+        m.serverPid ??= event.pid;
+        break;
+      }
       default:
         this.problem(`unknown event type ${(event as { type: string }).type} (skipped)`);
     }
@@ -435,6 +483,7 @@ export class Store {
         pools: new Map(),
         processes: new Map(),
         shared: new Map(),
+        managers: new Map(),
         errors: [],
         errorCount: 0,
         callbacks: { invoked: 0, threw: 0 },
@@ -447,6 +496,28 @@ export class Store {
       this.runs.set(id, run);
     }
     return run;
+  }
+
+  private manager(run: RunModel, id: string, pid: number | undefined, ts: number): ManagerModel {
+    let m = run.managers.get(id);
+    if (!m) {
+      m = {
+        id,
+        // `<pid>:<n>`: the owner's pid, even when the first event comes from the server.
+        pid: pid ?? (Number(id.split(':')[0]) || 0),
+        address: '',
+        state: 'running',
+        startedAt: ts,
+        exitCode: null,
+        signal: null,
+        ops: {},
+        totalOps: 0,
+        clients: 0,
+        objects: 0,
+      };
+      run.managers.set(id, m);
+    }
+    return m;
   }
 
   private pool(run: RunModel, id: string, pid: number, ts: number): PoolModel {

@@ -94,4 +94,32 @@ describe('the terminal view', () => {
     assert.match(summary, /tasks 10: 4 passed, 0 failed, 1 errored, 5 unfinished/);
     assert.match(summary, /1× WorkerExitError: worker 2 \(pid 102\) was killed by SIGKILL/);
   });
+
+  it('managers: address, server pid, clients, calls per proxy type; how they ended', () => {
+    const store = storeWithRun();
+    const e = (type: string, fields: Record<string, unknown>, pid = 7) =>
+      store.apply({ v: 1, ts: 5_000, pid, run: 'r', type, ...fields } as never);
+    e('manager.started', { manager: '7:1', address: 'unix:/tmp/m/manager.sock', serverPid: 300 });
+    e(
+      'manager.ops',
+      { manager: '7:1', ops: { Lock: 40, dict: 1200, Value: 0 }, clients: 3, objects: 2 },
+      300,
+    );
+    const run = store.runs.get('r')!;
+    const live = liveLines(run, plain, new RateMeter(), Date.now(), 200);
+    assert.ok(
+      live.includes('manager 7:1 unix:/tmp/m/manager.sock (pid 300) running, 3 clients, 2 objects'),
+      live.join('\n'),
+    );
+    assert.ok(live.includes('  calls 1,240: dict 1,200 · Lock 40'), live.join('\n'));
+    e('manager.stopped', {
+      manager: '7:1',
+      address: 'unix:/tmp/m/manager.sock',
+      reason: 'killed',
+      exitCode: -9,
+      signal: 'SIGKILL',
+    });
+    const summary = summaryLines(run, plain).join('\n');
+    assert.match(summary, /manager 7:1 unix:\/tmp\/m\/manager\.sock \(pid 300\) killed by SIGKILL/);
+  });
 });

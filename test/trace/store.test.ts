@@ -205,6 +205,43 @@ describe('the Store', () => {
     );
   });
 
+  it('keeps each manager: address, server pid, latest operation counts, how it ended', () => {
+    const store = new Store();
+    const ops = (counts: Record<string, number>, ts: number) =>
+      ({
+        ...ev('manager.ops', { manager: '10:1', ops: counts, clients: 2, objects: 3 }),
+        pid: 99,
+        ts,
+      }) as TraceEvent;
+    // The server's counts may arrive before the owner's started event, and out of order.
+    store.apply(ops({ dict: 5 }, 2000));
+    store.apply(
+      ev('manager.started', { manager: '10:1', address: 'unix:/tmp/m.sock', serverPid: 99 }),
+    );
+    store.apply(ops({ dict: 9, Lock: 4 }, 3000));
+    store.apply(ops({ dict: 7 }, 2500));
+    const m = store.runs.get('r')!.managers.get('10:1')!;
+    assert.equal(m.pid, 10);
+    assert.equal(m.address, 'unix:/tmp/m.sock');
+    assert.equal(m.serverPid, 99);
+    assert.equal(m.state, 'running');
+    assert.deepEqual(m.ops, { dict: 9, Lock: 4 });
+    assert.equal(m.totalOps, 13);
+    assert.equal(m.clients, 2);
+    store.apply(
+      ev('manager.stopped', {
+        manager: '10:1',
+        address: 'unix:/tmp/m.sock',
+        reason: 'killed',
+        exitCode: -9,
+        signal: 'SIGKILL',
+      }),
+    );
+    assert.equal(m.state, 'killed');
+    assert.equal(m.signal, 'SIGKILL');
+    assert.deepEqual(store.problems, []);
+  });
+
   it('with more tasks queued than it keeps, it keeps the ones that run first', () => {
     const store = new Store({ tasksPerPool: 10 });
     for (let i = 1; i <= 100; i++) {
