@@ -19,6 +19,7 @@ const r = spawnSync(process.execPath, [join(root, 'scripts/vscode/run-suite.mjs'
     POOLSCOPE_VSCODE_GREP: 'flood',
     POOLSCOPE_FLOOD_TASKS: String(tasks),
     POOLSCOPE_FLOOD_REPORT: reportFile,
+    POOLSCOPE_FLOOD_BASELINE: '1',
     POOLSCOPE_VSCODE_TIMEOUT_MS: '900000',
   },
 });
@@ -39,3 +40,11 @@ Extension host under a flood (${report.tasks.toLocaleString('en-US')} tasks, ${r
   extension host loop delay      p50 ${f(report.loopDelayMs.p50)} ms, p99 ${f(report.loopDelayMs.p99)} ms, max ${f(report.loopDelayMs.max)} ms
   round trip to the workbench    p50 ${f(report.roundTripMs.p50)} ms, p99 ${f(report.roundTripMs.p99)} ms, max ${f(report.roundTripMs.max)} ms (${report.roundTripMs.samples} samples)
   extension host heap            ${f(report.heapMb.before, 0)} MB before, ${f(report.heapMb.peak, 0)} MB peak; RSS ${f(report.rssMb, 0)} MB after`);
+const b = report.baseline;
+if (b) {
+  console.log(`
+The same script outside the extension (no trace), same probes: the machine's load alone
+  run time                       ${f(b.seconds)} s (traced in the extension: ${f(report.seconds / b.seconds, 2)}×)
+  extension host loop delay      p50 ${f(b.loopDelayMs.p50)} ms, p99 ${f(b.loopDelayMs.p99)} ms, max ${f(b.loopDelayMs.max)} ms
+  round trip to the workbench    p50 ${f(b.roundTripMs.p50)} ms, p99 ${f(b.roundTripMs.p99)} ms, max ${f(b.roundTripMs.max)} ms (${b.roundTripMs.samples} samples)`);
+}

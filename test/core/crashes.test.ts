@@ -5,8 +5,12 @@ import { BACKENDS, fixture, rejectionOf, withPool } from '../helpers';
 
 /** After a crash: the pool is back to full size and every worker serves. */
 async function assertRefilled(pool: Pool): Promise<void> {
-  // Enough work that a replacement still starting (slow on a loaded machine) gets some of it.
-  const ids = await pool.map('whoami', [250, 250, 250, 250, 250, 250], 1);
+  // Work for every worker; a replacement still starting (seconds on a loaded machine) may miss a
+  // round, so a few rounds are allowed before a worker that never serves fails the test.
+  let ids: unknown[] = [];
+  for (let round = 0; round < 5 && new Set(ids).size < pool.size; round++) {
+    ids = await pool.map('whoami', [250, 250, 250, 250, 250, 250], 1);
+  }
   assert.equal(new Set(ids).size, pool.size, `expected ${pool.size} distinct workers, got ${ids}`);
   assert.equal(pool.stats().workers, pool.size);
 }

@@ -3,6 +3,7 @@
 // of the extension host, round trips to the workbench, memory) are printed, not asserted:
 // bench/vscode-flood.mjs runs this with a million events and reports them.
 import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,42 @@ import type { PoolscopeApi } from '../../extension/extension';
 import type { RunSession } from '../../extension/run-session';
 
 const TASKS = Number(process.env.POOLSCOPE_FLOOD_TASKS ?? 40_000);
+
+/**
+ * The same script run outside the extension (no trace sink), with the same probes: what the
+ * machine's load alone does to the extension host's event loop and to round trips.
+ */
+async function untraced(script: string): Promise<Record<string, unknown>> {
+  const register = join(__dirname, '..', '..', '..', 'dist', 'cli', 'register.mjs');
+  const child = spawn('node', ['--import', register, script], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  let done = false;
+  void exited.then(() => (done = true));
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const started = Date.now();
+  const trips: number[] = [];
+  let probe = 0;
+  while (!done) {
+    const t0 = performance.now();
+    await vscode.commands.executeCommand('setContext', 'poolscope.probe', probe++);
+    trips.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  lag.disable();
+  trips.sort((a, b) => a - b);
+  const pct = (p: number): number => trips[Math.floor((trips.length - 1) * p)] ?? 0;
+  return {
+    exitCode: await exited,
+    seconds: (Date.now() - started) / 1000,
+    loopDelayMs: {
+      p50: lag.percentile(50) / 1e6,
+      p99: lag.percentile(99) / 1e6,
+      max: lag.max / 1e6,
+    },
+    roundTripMs: { p50: pct(0.5), p99: pct(0.99), max: pct(1), samples: trips.length },
+  };
+}
 
 suite('Poolscope under a flood of events', () => {
   let api: PoolscopeApi;
@@ -70,6 +107,7 @@ suite('Poolscope under a flood of events', () => {
     }
     const seconds = (Date.now() - started) / 1000;
     lag.disable();
+    const baseline = process.env.POOLSCOPE_FLOOD_BASELINE ? await untraced(script) : undefined;
     api.registry.flush();
     const run = session.run!;
     const pool = [...run.pools.values()][0]!;
@@ -78,6 +116,14 @@ suite('Poolscope under a flood of events', () => {
     assert.ok(pool.tasks.size <= 500, `tasks kept: ${pool.tasks.size} (bounded by tasksPerPool)`);
     const treeRows = api.trees.runs.getChildren(api.trees.runs.getChildren()[0]);
     assert.equal(treeRows.length, 1, 'one pool row');
+    // A worker shows its latest tasks and one row for the rest, not thousands of rows.
+    const tree = api.trees.runs;
+    const worker = tree.getChildren(treeRows[0])[0]!;
+    const taskRows = tree.getChildren(worker);
+    assert.ok(taskRows.length <= 26, `${taskRows.length} rows under a worker`);
+    const more = tree.getTreeItem(taskRows[taskRows.length - 1]!);
+    assert.match(String(more.label), /^[\d,]+ earlier tasks…$/);
+    assert.equal(more.command?.command, 'poolscope.showAllTasks');
     const heapGrowthMb = (peakHeap - heapBefore) / 2 ** 20;
     assert.ok(heapGrowthMb < 300, `extension host heap grew ${heapGrowthMb.toFixed(0)} MB`);
     roundTrips.sort((a, b) => a - b);
@@ -97,6 +143,7 @@ suite('Poolscope under a flood of events', () => {
       roundTripMs: { p50: pct(0.5), p99: pct(0.99), max: pct(1), samples: roundTrips.length },
       heapMb: { before: heapBefore / 2 ** 20, peak: peakHeap / 2 ** 20 },
       rssMb: process.memoryUsage().rss / 2 ** 20,
+      baseline,
     };
     console.log(`poolscope-test flood ${JSON.stringify(report)}`);
     if (process.env.POOLSCOPE_FLOOD_REPORT) {
