@@ -70,11 +70,24 @@ await build({
 await build({
   ...common,
   entryPoints: list('test').filter(
-    (f) => !f.startsWith('test/fixtures') && !f.startsWith('test/vscode'),
+    (f) =>
+      !f.startsWith('test/fixtures') &&
+      !f.startsWith('test/vscode') &&
+      !f.startsWith('test/extension'),
   ),
   outdir: 'out/test',
   outbase: 'test',
   format: 'cjs',
+});
+// Tests of the extension's vscode-free parts (panel feed, webview): bundled with them.
+await build({
+  ...common,
+  entryPoints: list('test/extension'),
+  outdir: 'out/test/extension',
+  outbase: 'test/extension',
+  format: 'cjs',
+  bundle: true,
+  packages: 'external',
 });
 // The suites that run inside VS Code: bundled, with the host's `vscode` and mocha external.
 await build({

@@ -11,6 +11,7 @@
  * counts stay exact because every task's state also lives in one byte of a table indexed by
  * task id.
  */
+import { BarTable } from './bars';
 import { PROTOCOL_VERSION, type ErrorInfo, type EventOf, type TraceEvent } from './protocol';
 
 export type TaskState = 'queued' | 'running' | 'passed' | 'failed' | 'errored';
@@ -87,6 +88,16 @@ export interface PoolModel {
   evicted: number;
   durations: { count: number; totalMs: number; maxMs: number };
   lastTs: number;
+  /** Task bars for a timeline, when the Store keeps them (`barsPerPool`). */
+  bars?: BarTable;
+}
+
+/** A callback or `get` timeout, as a mark on a timeline (kept with `barsPerPool`). */
+export interface MarkModel {
+  ts: number;
+  kind: 'callback' | 'errorCallback' | 'callbackThrew' | 'getTimeout';
+  pool?: string;
+  task?: number;
 }
 
 export interface ErrorEntry {
@@ -129,7 +140,7 @@ export interface SharedModel {
   updatedAt?: number;
   contention: number;
   /** The last `samplesPerShared` samples, oldest first, for charts. */
-  samples: { ts: number; value: unknown }[];
+  samples: { ts: number; value: unknown; contention?: number }[];
 }
 
 export interface ManagerModel {
@@ -169,6 +180,8 @@ export interface RunModel {
   errorCount: number;
   callbacks: { invoked: number; threw: number };
   getTimeouts: number;
+  /** Timeline marks, the last `marksPerRun` (kept with `barsPerPool`). */
+  marks: MarkModel[];
   /** The last `outputLines` lines of program output. */
   output: { stream: string; text: string }[];
   dropped: number;
@@ -182,6 +195,9 @@ export interface StoreOptions {
   outputLines?: number;
   problemsKept?: number;
   samplesPerShared?: number;
+  /** Keep timeline bars for this many tasks per pool (0, the default: none). */
+  barsPerPool?: number;
+  marksPerRun?: number;
 }
 
 /** Per pool: one byte per task id (its state code), grown as ids grow. */
@@ -219,6 +235,8 @@ export class Store {
   private readonly outputLines: number;
   private readonly problemsKept: number;
   private readonly samplesPerShared: number;
+  private readonly barsPerPool: number;
+  private readonly marksPerRun: number;
 
   constructor(options: StoreOptions = {}) {
     this.tasksPerPool = options.tasksPerPool ?? 1000;
@@ -226,6 +244,8 @@ export class Store {
     this.outputLines = options.outputLines ?? 1000;
     this.problemsKept = options.problemsKept ?? 100;
     this.samplesPerShared = options.samplesPerShared ?? 300;
+    this.barsPerPool = options.barsPerPool ?? 0;
+    this.marksPerRun = options.marksPerRun ?? 20_000;
   }
 
   /** Parses and applies one JSONL line; a bad line is reported in `problems` and skipped. */
@@ -339,6 +359,12 @@ export class Store {
         break;
       case 'callback.invoked':
         run.callbacks.invoked++;
+        this.mark(run, {
+          ts: event.ts,
+          kind: event.error ? 'callbackThrew' : event.which,
+          pool: event.pool,
+          task: event.task,
+        });
         if (event.error) {
           run.callbacks.threw++;
           this.error(run, {
@@ -352,6 +378,7 @@ export class Store {
         break;
       case 'result.timeout':
         run.getTimeouts++;
+        this.mark(run, { ts: event.ts, kind: 'getTimeout', pool: event.pool, task: event.task });
         break;
       case 'process.started':
         run.processes.set(event.name, {
@@ -435,7 +462,11 @@ export class Store {
           shared.updatedAt = event.ts;
           if (event.contention !== undefined) shared.contention = event.contention;
         }
-        shared.samples.push({ ts: event.ts, value: event.value });
+        shared.samples.push({
+          ts: event.ts,
+          value: event.value,
+          ...(event.contention !== undefined ? { contention: event.contention } : {}),
+        });
         if (shared.samples.length > this.samplesPerShared) shared.samples.shift();
         break;
       }
@@ -489,6 +520,7 @@ export class Store {
         callbacks: { invoked: 0, threw: 0 },
         getTimeouts: 0,
         output: [],
+        marks: [],
         dropped: 0,
         events: 0,
         lastTs: ts,
@@ -608,6 +640,18 @@ export class Store {
     }
   }
 
+  private barsOf(pool: PoolModel): BarTable | undefined {
+    if (this.barsPerPool <= 0) return undefined;
+    pool.bars ??= new BarTable(this.barsPerPool);
+    return pool.bars;
+  }
+
+  private mark(run: RunModel, mark: MarkModel): void {
+    if (this.barsPerPool <= 0) return;
+    run.marks.push(mark);
+    if (run.marks.length > this.marksPerRun) run.marks.splice(0, run.marks.length >> 1);
+  }
+
   /** Moves a task to `state` unless it is already further along; keeps counts exact. */
   private move(pool: PoolModel, task: TaskModel, state: TaskState): boolean {
     const table = this.tables.get(pool)!;
@@ -630,6 +674,14 @@ export class Store {
     task.args = e.args;
     task.items = e.items;
     task.submittedAt = e.ts;
+    const bars = this.barsOf(pool);
+    if (bars) {
+      const row = bars.row(e.task, this.version);
+      if (row >= 0) {
+        bars.fn[row] = bars.fnId(e.fn);
+        bars.version[row] = this.version;
+      }
+    }
   }
 
   private taskStarted(run: RunModel, e: EventOf<'task.started'>): void {
@@ -638,6 +690,16 @@ export class Store {
     task.worker = e.worker;
     task.startedAt = e.ts;
     if (this.move(pool, task, 'running')) this.worker(pool, e.worker, e.ts).current = e.task;
+    const bars = this.barsOf(pool);
+    if (bars) {
+      const row = bars.row(e.task, this.version);
+      if (row >= 0) {
+        bars.worker[row] = e.worker;
+        bars.start[row] = e.ts;
+        if (bars.state[row] === 0) bars.state[row] = 1;
+        bars.version[row] = this.version;
+      }
+    }
   }
 
   private taskEnded(run: RunModel, e: EventOf<'task.succeeded'> | EventOf<'task.failed'>): void {
@@ -658,6 +720,18 @@ export class Store {
     } else {
       state = INFRASTRUCTURE_ERRORS.has(e.error.name) ? 'errored' : 'failed';
       task.error = e.error;
+    }
+    const bars = this.barsOf(pool);
+    if (bars) {
+      const row = bars.row(e.task, this.version);
+      if (row >= 0) {
+        bars.fn[row] = bars.fnId(e.fn);
+        if (task.worker !== undefined) bars.worker[row] = task.worker;
+        bars.start[row] = task.startedAt ?? e.ts;
+        bars.end[row] = e.ts;
+        bars.state[row] = STATE_CODES.indexOf(state);
+        bars.version[row] = this.version;
+      }
     }
     if (!this.move(pool, task, state)) return;
     if (e.durationMs !== undefined) {
