@@ -3,7 +3,7 @@
 // hooks as ESM, and the type declarations with tsc.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -57,6 +57,18 @@ await build({
   format: 'esm',
 });
 chmodSync(join(root, 'dist/cli/main.js'), 0o755);
+// The panel's UI: one browser bundle (and the CSS it imports) loaded by the webview.
+if (existsSync(join(root, 'webview/main.ts'))) {
+  await build({
+    ...common,
+    platform: 'browser',
+    target: 'chrome114',
+    entryPoints: ['webview/main.ts'],
+    outfile: 'dist/webview/panel.js',
+    bundle: true,
+    format: 'iife',
+  });
+}
 // The VS Code extension: one bundle (the Store and launcher included); `vscode` is the host's.
 await build({
   ...common,
@@ -73,7 +85,8 @@ await build({
     (f) =>
       !f.startsWith('test/fixtures') &&
       !f.startsWith('test/vscode') &&
-      !f.startsWith('test/extension'),
+      !f.startsWith('test/extension') &&
+      !f.startsWith('test/webview'),
   ),
   outdir: 'out/test',
   outbase: 'test',
@@ -82,9 +95,12 @@ await build({
 // Tests of the extension's vscode-free parts (panel feed, webview): bundled with them.
 await build({
   ...common,
-  entryPoints: list('test/extension'),
-  outdir: 'out/test/extension',
-  outbase: 'test/extension',
+  entryPoints: [
+    ...list('test/extension'),
+    ...(existsSync(join(root, 'test/webview')) ? list('test/webview') : []),
+  ],
+  outdir: 'out/test',
+  outbase: 'test',
   format: 'cjs',
   bundle: true,
   packages: 'external',
