@@ -13,8 +13,18 @@ import { readSettings } from './settings';
 import { RunStatus } from './status';
 import { errorText, openFrameCommand, userFrame } from './views/error-nodes';
 import { errorRoots, ErrorOccurrenceNode } from './views/errors-tree';
-import { NodeTreeProvider } from './views/node';
-import { RunNode, taskDescription, taskLabel, TaskNode, type TaskListRef } from './views/runs-tree';
+import { NodeTreeProvider, type TreeNode } from './views/node';
+import {
+  PoolNode,
+  RunNode,
+  taskDescription,
+  taskLabel,
+  TaskNode,
+  WorkerNode,
+  type TaskListRef,
+} from './views/runs-tree';
+import { ConcurrencyPanel, exportSessionToPerfetto, PANEL_VIEW_TYPE } from './panel/panel';
+import type { PanelViewState, TaskRef } from '../webview/protocol';
 import { processRoots, sharedRoots } from './views/state-trees';
 import type { ErrorInfo } from '../core/trace/protocol';
 
@@ -29,6 +39,8 @@ export interface PoolscopeApi {
   };
   status: vscode.StatusBarItem;
   log: vscode.LogOutputChannel;
+  /** The concurrency panel, when open. */
+  panel(): ConcurrencyPanel | undefined;
   /** Starts a script as Run Current File would; resolves with its session. */
   run(script: vscode.Uri): Promise<RunSession | undefined>;
 }
@@ -134,7 +146,7 @@ export function activate(context: vscode.ExtensionContext): PoolscopeApi {
     return choice?.session;
   };
   const sessionOf = (node: unknown): RunSession | undefined =>
-    node instanceof RunNode ? node.session : undefined;
+    node instanceof RunNode ? node.session : node instanceof RunSession ? node : undefined;
 
   const isRunnable = (uri: vscode.Uri): boolean =>
     RUNNABLE_EXTENSIONS.some((ext) => uri.fsPath.endsWith(ext));
@@ -204,7 +216,12 @@ export function activate(context: vscode.ExtensionContext): PoolscopeApi {
           )?.[0];
     if (!file) return undefined;
     try {
-      const session = await RunSession.replay(file.fsPath, readSettings().tasksPerPool);
+      const settings = readSettings();
+      const session = await RunSession.replay(
+        file.fsPath,
+        settings.tasksPerPool,
+        settings.timelineTasks,
+      );
       registry.add(session);
       registry.flush();
       return session;
@@ -278,6 +295,70 @@ export function activate(context: vscode.ExtensionContext): PoolscopeApi {
     await vscode.window.showTextDocument(doc, { preview: true });
   });
 
+  // The concurrency panel: opened by command, restored after a reload, selection in step with
+  // the Runs tree.
+  const openPanel = (session?: RunSession): ConcurrencyPanel => {
+    const panel = ConcurrencyPanel.show(context.extensionUri, registry, log, session);
+    wirePanel(panel);
+    return panel;
+  };
+  const wired = new WeakSet<ConcurrencyPanel>();
+  const wirePanel = (panel: ConcurrencyPanel): void => {
+    if (wired.has(panel)) return;
+    wired.add(panel);
+    panel.onDidSelect(({ session, ref }) => void revealTask(session, ref));
+  };
+  const revealTask = async (session: RunSession, ref: TaskRef): Promise<void> => {
+    for (const run of session.runs) {
+      const pool = run.pools.get(ref.pool);
+      const task = pool?.tasks.get(ref.task);
+      if (!pool || !task) continue;
+      const runNode = new RunNode(session, run);
+      const poolNode = new PoolNode(runNode, pool);
+      const worker = task.worker !== undefined ? pool.workers.get(task.worker) : undefined;
+      const parent = worker ? new WorkerNode(poolNode, worker) : poolNode;
+      try {
+        await runsView.reveal(new TaskNode(parent, poolNode.id, task), {
+          select: true,
+          focus: false,
+        });
+      } catch (err) {
+        log.info(`panel selection not shown in the tree: ${(err as Error).message}`);
+      }
+      return;
+    }
+  };
+  context.subscriptions.push(
+    runsView.onDidChangeSelection((e) => {
+      const node = e.selection[0];
+      const panel = ConcurrencyPanel.instance;
+      if (!panel || !(node instanceof TaskNode)) return;
+      let up: TreeNode | undefined = node.parent;
+      while (up && !(up instanceof PoolNode)) up = up.parent;
+      if (up instanceof PoolNode) {
+        panel.select(up.parent.session, { pool: up.pool.id, task: node.task.id });
+      }
+    }),
+    vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, {
+      deserializeWebviewPanel: async (webviewPanel, state: unknown) => {
+        const panel = ConcurrencyPanel.revive(
+          webviewPanel,
+          context.extensionUri,
+          registry,
+          log,
+          (state ?? undefined) as PanelViewState | undefined,
+        );
+        wirePanel(panel);
+      },
+    }),
+  );
+  command('poolscope.openPanel', (node?: unknown) => openPanel(sessionOf(node)));
+  command('poolscope.exportPerfetto', async (node?: unknown, target?: vscode.Uri) => {
+    const session =
+      sessionOf(node) ?? (await pickSession(() => true, 'Export which run to Perfetto?'));
+    return session ? exportSessionToPerfetto(session, log, target) : undefined;
+  });
+
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('poolscope')) registry.markDirty();
@@ -289,6 +370,7 @@ export function activate(context: vscode.ExtensionContext): PoolscopeApi {
     trees,
     status: status.item,
     log,
+    panel: () => ConcurrencyPanel.instance,
     run,
   };
 }

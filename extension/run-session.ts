@@ -25,6 +25,7 @@ export interface LaunchRequest {
   env: NodeJS.ProcessEnv;
   node: string;
   tasksPerPool: number;
+  timelineTasks: number;
 }
 
 export type SessionState = 'running' | 'stopping' | 'exited' | 'replay';
@@ -55,11 +56,12 @@ export class RunSession implements vscode.Disposable {
     readonly source: string,
     state: SessionState,
     tasksPerPool: number,
+    timelineTasks: number,
   ) {
     this.id = newRunId();
     sessionCount++;
     this.label = `${basename(source)} #${sessionCount}`;
-    this.store = new Store({ tasksPerPool });
+    this.store = new Store({ tasksPerPool, barsPerPool: timelineTasks });
     this.state = state;
     this.output = vscode.window.createOutputChannel(`Poolscope: ${this.label}`, { log: true });
     this.dir = mkdtempSync(join(tmpdir(), 'poolscope-session-'));
@@ -72,7 +74,13 @@ export class RunSession implements vscode.Disposable {
 
   /** Starts the script; throws a LaunchError (no session left behind) when it cannot start. */
   static async launch(request: LaunchRequest): Promise<RunSession> {
-    const session = new RunSession(request, request.script, 'running', request.tasksPerPool);
+    const session = new RunSession(
+      request,
+      request.script,
+      'running',
+      request.tasksPerPool,
+      request.timelineTasks,
+    );
     try {
       await session.start(request);
     } catch (err) {
@@ -83,8 +91,12 @@ export class RunSession implements vscode.Disposable {
   }
 
   /** Replays a saved trace file; throws when it holds no Poolscope events. */
-  static async replay(file: string, tasksPerPool: number): Promise<RunSession> {
-    const session = new RunSession(undefined, file, 'replay', tasksPerPool);
+  static async replay(
+    file: string,
+    tasksPerPool: number,
+    timelineTasks: number,
+  ): Promise<RunSession> {
+    const session = new RunSession(undefined, file, 'replay', tasksPerPool, timelineTasks);
     try {
       const lines = await readTrace(file, (line, n) => session.take(line, `line ${n}`));
       if (session.store.runs.size === 0) {

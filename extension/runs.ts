@@ -67,6 +67,7 @@ export class RunRegistry implements vscode.Disposable {
       env,
       node: settings.nodePath,
       tasksPerPool: settings.tasksPerPool,
+      timelineTasks: settings.timelineTasks,
     };
   }
 

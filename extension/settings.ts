@@ -7,6 +7,7 @@ export interface Settings {
   env: Record<string, string>;
   envFile: string;
   tasksPerPool: number;
+  timelineTasks: number;
   refreshIntervalMs: number;
   sampleIntervalMs: number;
   showDiagnostics: boolean;
@@ -20,6 +21,7 @@ export function readSettings(scope?: vscode.ConfigurationScope): Settings {
     env: c.get<Record<string, string>>('env', {}),
     envFile: c.get<string>('envFile', '${workspaceFolder}/.env'),
     tasksPerPool: Math.max(10, c.get<number>('tasksPerPool', 500)),
+    timelineTasks: Math.max(1000, c.get<number>('timelineTasks', 200_000)),
     refreshIntervalMs: Math.max(50, c.get<number>('refreshIntervalMs', 250)),
     sampleIntervalMs: Math.max(10, c.get<number>('sampleIntervalMs', 100)),
     showDiagnostics: c.get<boolean>('showDiagnostics', true),
