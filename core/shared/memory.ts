@@ -5,6 +5,7 @@
  * `POOLSCOPE_SHARED_MEMORY=sab` forces the second (for tests of the fallback).
  */
 import { randomBytes } from 'node:crypto';
+import { threadId } from 'node:worker_threads';
 import { sharedMemoryAddon, type SharedMemoryAddon } from './native';
 
 export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
@@ -103,4 +104,24 @@ export function openMemory(d: MemoryDescriptor): Memory {
 /** Whether memory can be used by worker processes (a segment) or only by threads. */
 export function crossesProcesses(memory: Memory): boolean {
   return memory.segment !== undefined;
+}
+
+let osThreadId: number | undefined;
+
+/**
+ * Who holds a lock in `memory`, as one 32-bit word that no other live thread writes there:
+ * for a segment (shared between processes) the kernel's thread id, unique among the live
+ * threads of every process; for a SharedArrayBuffer (one process) Node's `threadId + 1`, never
+ * reused in a process. Never 0 (0 is "nobody").
+ */
+export function holderToken(memory: Memory): number {
+  if (!memory.segment) return threadId + 1;
+  if (osThreadId === undefined) {
+    const addon = sharedMemoryAddon() as
+      (SharedMemoryAddon & { osThreadId?: () => number }) | undefined;
+    // An addon built before osThreadId existed: pid and thread number packed in 32 bits
+    // (pids are below 2^22), unique unless a process has run more than 1024 worker threads.
+    osThreadId = addon?.osThreadId?.() ?? ((threadId & 0x3ff) << 22) + process.pid;
+  }
+  return osThreadId;
 }

@@ -8,10 +8,16 @@
  * in every process, or a SharedArrayBuffer; it travels to workers as a descriptor of that memory
  * and is rebuilt there (see `marshal.ts`).
  */
-import { threadId } from 'node:worker_threads';
 import { LockOwnerDiedError } from '../errors';
 import { announceShared } from '../trace/shared-trace';
-import { allocate, describeMemory, openMemory, type Memory, type MemoryDescriptor } from './memory';
+import {
+  allocate,
+  describeMemory,
+  holderToken,
+  openMemory,
+  type Memory,
+  type MemoryDescriptor,
+} from './memory';
 
 /** Timeouts are in milliseconds, as everywhere in Node; undefined or negative: wait forever. */
 function deadlineOf(timeoutMs: number | undefined): number {
@@ -70,6 +76,9 @@ const SPINS = 200;
 /** How often a waiting acquire checks that the lock's holder still exists. */
 const HOLDER_CHECK_MS = 200;
 
+/** `process.pid` is an accessor that calls into C++ (about 20 ns): read it once. */
+const PID = process.pid;
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -79,10 +88,19 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The lock word, as Drepper's mutex ("Futexes are tricky", mutex 3): 0 free, 1 held, 2 held and
+ * someone may be asleep on it. Only a release that finds 2 calls the futex.
+ */
 const UNLOCKED = 0;
 const LOCKED = 1;
 const CONTENDED = 2;
-/** Words: [state, holder pid, holder thread, contended acquisitions]. */
+/**
+ * Words: [state, holder pid, holder thread, contended acquisitions]. The holder words are
+ * written with plain stores by the holder only (the Atomics operation of its release publishes
+ * them) and read to find a dead holder (pid) and, for an RLock, its owner (thread: a token no
+ * other live thread writes, see `holderToken`).
+ */
 const STATE = 0;
 const HOLDER_PID = 1;
 const HOLDER_TID = 2;
@@ -90,8 +108,12 @@ const CONTENTION = 3;
 
 /** A mutex: any thread may release it (as Python's Lock). */
 export class Lock extends SharedSync {
+  /** This thread's holder token for this memory. */
+  private readonly token: number;
+
   constructor(memory?: Memory, announce = true) {
     super('Lock', 4, memory);
+    this.token = holderToken(this.memory);
     if (!memory && announce) {
       announceShared(
         { sample: () => ({ value: { locked: this.locked() }, contention: this.contention }) },
@@ -106,30 +128,47 @@ export class Lock extends SharedSync {
   /** Takes the lock; with `blocking` false or a timeout, says whether it got it. */
   acquire(blocking = true, timeoutMs?: number): boolean {
     const w = this.words;
-    let c = Atomics.compareExchange(w, STATE, UNLOCKED, LOCKED);
+    // The uncontended case is one compare-exchange; everything else is out of line.
+    if (
+      Atomics.compareExchange(w, STATE, UNLOCKED, LOCKED) !== UNLOCKED &&
+      !this.acquireSlow(blocking, timeoutMs)
+    )
+      return false;
+    // Plain stores: these words are only read to find a dead holder or an RLock's owner.
+    w[HOLDER_PID] = PID;
+    w[HOLDER_TID] = this.token;
+    return true;
+  }
+
+  private acquireSlow(blocking: boolean, timeoutMs: number | undefined): boolean {
+    const w = this.words;
+    if (!blocking) return false;
     // Spin briefly before sleeping: a holder on another core usually lets go within that time,
     // and a futex round trip costs far more.
-    for (let spin = 0; c !== UNLOCKED && blocking && spin < SPINS; spin++) {
-      if (Atomics.load(w, STATE) === UNLOCKED)
-        c = Atomics.compareExchange(w, STATE, UNLOCKED, LOCKED);
+    for (let spin = 0; spin < SPINS; spin++) {
+      if (
+        Atomics.load(w, STATE) === UNLOCKED &&
+        Atomics.compareExchange(w, STATE, UNLOCKED, LOCKED) === UNLOCKED
+      )
+        return true;
     }
-    if (c !== UNLOCKED) {
-      if (!blocking) return false;
-      Atomics.add(w, CONTENTION, 1);
-      const deadline = deadlineOf(timeoutMs);
-      if (c !== CONTENDED) c = Atomics.exchange(w, STATE, CONTENDED);
-      while (c !== UNLOCKED) {
-        const left = remaining(deadline);
-        if (left === 0) return false;
-        // Sleep in slices, to notice a holder that died holding the lock.
-        this.waiter.wait(w, STATE, CONTENDED, Math.min(left, HOLDER_CHECK_MS));
-        c = Atomics.exchange(w, STATE, CONTENDED);
-        if (c !== UNLOCKED) this.checkHolder();
+    Atomics.add(w, CONTENTION, 1);
+    const deadline = deadlineOf(timeoutMs);
+    let nextCheck = performance.now() + HOLDER_CHECK_MS;
+    // Mark the lock contended, so that its release wakes us; we take it with the mark, since
+    // others may be asleep too.
+    let c = Atomics.exchange(w, STATE, CONTENDED);
+    while (c !== UNLOCKED) {
+      const left = remaining(deadline);
+      if (left === 0) return false;
+      // Sleep in slices, to notice a holder that died holding the lock.
+      this.waiter.wait(w, STATE, CONTENDED, Math.min(left, HOLDER_CHECK_MS));
+      c = Atomics.exchange(w, STATE, CONTENDED);
+      if (c !== UNLOCKED && performance.now() >= nextCheck) {
+        nextCheck = performance.now() + HOLDER_CHECK_MS;
+        this.checkHolder();
       }
     }
-    // Plain stores: these words are only read to find a dead holder.
-    w[HOLDER_PID] = process.pid;
-    w[HOLDER_TID] = threadId;
     return true;
   }
 
@@ -137,7 +176,7 @@ export class Lock extends SharedSync {
   private checkHolder(): void {
     const w = this.words;
     const holder = Atomics.load(w, HOLDER_PID);
-    if (holder === 0 || holder === process.pid || processAlive(holder)) return;
+    if (holder === 0 || holder === PID || processAlive(holder)) return;
     // Only one waiter recovers the lock.
     if (Atomics.compareExchange(w, HOLDER_PID, holder, 0) !== holder) return;
     Atomics.store(w, HOLDER_TID, 0);
@@ -152,13 +191,17 @@ export class Lock extends SharedSync {
 
   release(): void {
     const w = this.words;
-    if (Atomics.load(w, STATE) === UNLOCKED) throw new Error('release of an unlocked Lock');
+    if (w[STATE] === UNLOCKED) throw new Error('release of an unlocked Lock');
     w[HOLDER_PID] = 0;
     w[HOLDER_TID] = 0;
-    if (Atomics.sub(w, STATE, 1) !== LOCKED) {
-      Atomics.store(w, STATE, UNLOCKED);
-      this.waiter.notify(w, STATE, 1);
-    }
+    // One atomic operation: it frees the lock, publishes the stores above and the data the lock
+    // guards, and says whether anyone may be asleep.
+    if (Atomics.exchange(w, STATE, UNLOCKED) === CONTENDED) this.waiter.notify(w, STATE, 1);
+  }
+
+  /** @internal Whether this thread holds it (for RLock): one plain read of the holder token. */
+  heldHere(): boolean {
+    return this.words[HOLDER_TID] === this.token;
   }
 
   locked(): boolean {
@@ -172,7 +215,12 @@ export class Lock extends SharedSync {
 
   /** Runs `fn` holding the lock (Python's `with lock:`), and releases it whatever happens. */
   withLock<T>(fn: () => T): T {
-    return holding(this, fn);
+    this.acquire();
+    try {
+      return fn();
+    } finally {
+      this.release();
+    }
   }
 }
 
@@ -197,28 +245,21 @@ export class RLock extends SharedSync {
     }
   }
 
-  private mine(): boolean {
-    const w = this.words;
-    return (
-      w[HOLDER_TID] === threadId &&
-      w[HOLDER_PID] === process.pid &&
-      Atomics.load(w, STATE) !== UNLOCKED
-    );
-  }
-
   acquire(blocking = true, timeoutMs?: number): boolean {
-    if (this.mine()) {
-      // Only the holder touches the depth while it holds the lock: plain arithmetic is enough.
+    // Only the holder writes the depth while it holds the lock: plain arithmetic is enough, and
+    // the mutex's release publishes it.
+    if (this.mutex.heldHere()) {
       this.words[DEPTH]!++;
       return true;
     }
     if (!this.mutex.acquire(blocking, timeoutMs)) return false;
-    Atomics.store(this.words, DEPTH, 1);
+    this.words[DEPTH] = 1;
     return true;
   }
 
   release(): void {
-    if (!this.mine()) throw new Error('cannot release an RLock this thread does not hold');
+    if (!this.mutex.heldHere())
+      throw new Error('cannot release an RLock this thread does not hold');
     if (--this.words[DEPTH]! === 0) this.mutex.release();
   }
 
@@ -228,8 +269,10 @@ export class RLock extends SharedSync {
 
   /** @internal For Condition.wait: let go entirely, and say how deep it was held. */
   releaseAll(): number {
-    if (!this.mine()) throw new Error('cannot release an RLock this thread does not hold');
-    const depth = Atomics.exchange(this.words, DEPTH, 0);
+    if (!this.mutex.heldHere())
+      throw new Error('cannot release an RLock this thread does not hold');
+    const depth = this.words[DEPTH]!;
+    this.words[DEPTH] = 0;
     this.mutex.release();
     return depth;
   }
@@ -237,11 +280,16 @@ export class RLock extends SharedSync {
   /** @internal For Condition.wait: take it back at the depth it had. */
   acquireAll(depth: number): void {
     this.mutex.acquire();
-    Atomics.store(this.words, DEPTH, depth);
+    this.words[DEPTH] = depth;
   }
 
   withLock<T>(fn: () => T): T {
-    return holding(this, fn);
+    this.acquire();
+    try {
+      return fn();
+    } finally {
+      this.release();
+    }
   }
 }
 

@@ -9,6 +9,8 @@
  *   futexWait(i32, index, expected, timeoutMs) -> "ok" | "not-equal" | "timed-out"
  *   futexWake(i32, index, count)   -> woken  (shared futexes: they work across processes)
  *   setParentDeathSignal(signal)             the kernel signals this process when its parent dies
+ *   osThreadId()                   -> tid    the calling thread's kernel id (gettid): unique
+ *                                            among live threads of every process, < 2^22
  *
  * A segment lives as long as a file descriptor or a mapping of it: nothing to clean up by name,
  * and nothing left behind when a process is killed.
@@ -196,6 +198,10 @@ static napi_value SetParentDeathSignal(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value OsThreadId(napi_env env, napi_callback_info info) {
+  return int_value(env, (int64_t)syscall(SYS_gettid));
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor methods[] = {
       {"createSegment", NULL, CreateSegment, NULL, NULL, NULL, napi_default, NULL},
@@ -205,6 +211,7 @@ NAPI_MODULE_INIT() {
       {"futexWait", NULL, FutexWait, NULL, NULL, NULL, napi_default, NULL},
       {"futexWake", NULL, FutexWake, NULL, NULL, NULL, napi_default, NULL},
       {"setParentDeathSignal", NULL, SetParentDeathSignal, NULL, NULL, NULL, napi_default, NULL},
+      {"osThreadId", NULL, OsThreadId, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof methods / sizeof methods[0], methods);
   return exports;
