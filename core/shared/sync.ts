@@ -71,8 +71,11 @@ function holding<T>(lock: { acquire(): boolean; release(): void }, fn: () => T):
   }
 }
 
-/** Checks of the lock word before going to sleep on it. */
-const SPINS = 200;
+/** Polls of the lock word before going to sleep on it, and the longest pause between two. */
+const SPIN_POLLS = 32;
+const MAX_PAUSE = 64;
+/** A word no other thread touches: loading it is a pause that does not disturb the lock's cache line. */
+const pauseWord = new Int32Array(1);
 /** How often a waiting acquire checks that the lock's holder still exists. */
 const HOLDER_CHECK_MS = 200;
 
@@ -143,33 +146,50 @@ export class Lock extends SharedSync {
   private acquireSlow(blocking: boolean, timeoutMs: number | undefined): boolean {
     const w = this.words;
     if (!blocking) return false;
-    // Spin briefly before sleeping: a holder on another core usually lets go within that time,
-    // and a futex round trip costs far more.
-    for (let spin = 0; spin < SPINS; spin++) {
-      if (
-        Atomics.load(w, STATE) === UNLOCKED &&
-        Atomics.compareExchange(w, STATE, UNLOCKED, LOCKED) === UNLOCKED
-      )
-        return true;
-    }
     Atomics.add(w, CONTENTION, 1);
     const deadline = deadlineOf(timeoutMs);
     let nextCheck = performance.now() + HOLDER_CHECK_MS;
-    // Mark the lock contended, so that its release wakes us; we take it with the mark, since
-    // others may be asleep too.
-    let c = Atomics.exchange(w, STATE, CONTENDED);
-    while (c !== UNLOCKED) {
+    // What to take the lock with. After a sleep, CONTENDED: others may be asleep too, and the
+    // release that woke us cleared the mark.
+    let mark = LOCKED;
+    for (;;) {
+      if (this.spin(mark)) return true;
+      // Mark the lock contended, so that its release wakes us, and sleep (in slices, to notice
+      // a holder that died holding the lock).
+      if (Atomics.exchange(w, STATE, CONTENDED) === UNLOCKED) return true;
       const left = remaining(deadline);
       if (left === 0) return false;
-      // Sleep in slices, to notice a holder that died holding the lock.
-      this.waiter.wait(w, STATE, CONTENDED, Math.min(left, HOLDER_CHECK_MS));
-      c = Atomics.exchange(w, STATE, CONTENDED);
-      if (c !== UNLOCKED && performance.now() >= nextCheck) {
+      const slept = this.waiter.wait(w, STATE, CONTENDED, Math.min(left, HOLDER_CHECK_MS));
+      mark = CONTENDED;
+      if (Atomics.exchange(w, STATE, CONTENDED) === UNLOCKED) return true;
+      // A slice that ran out with nobody waking us: is the holder still there?
+      if (slept === 'timed-out' || performance.now() >= nextCheck) {
         nextCheck = performance.now() + HOLDER_CHECK_MS;
         this.checkHolder();
       }
+      if (remaining(deadline) === 0) return false;
+      // Woken, but the lock was taken again: spin again before the next sleep, rather than
+      // have every release of a busy holder pay a futex wake for a waiter that just woke.
     }
-    return true;
+  }
+
+  /**
+   * Polls the lock word with exponential backoff between polls (about 15 µs in all), so that a
+   * holder running on another core keeps its cache line for runs of acquisitions instead of
+   * handing the lock over at every release.
+   */
+  private spin(mark: number): boolean {
+    const w = this.words;
+    for (let poll = 0, pause = 1; poll < SPIN_POLLS; poll++) {
+      if (
+        Atomics.load(w, STATE) === UNLOCKED &&
+        Atomics.compareExchange(w, STATE, UNLOCKED, mark) === UNLOCKED
+      )
+        return true;
+      for (let i = 0; i < pause; i++) Atomics.load(pauseWord, 0);
+      if (pause < MAX_PAUSE) pause *= 2;
+    }
+    return false;
   }
 
   /** A holder in another process that no longer exists: release for it, and say so. */
