@@ -28,6 +28,37 @@ function remaining(deadline: number): number {
   return deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now());
 }
 
+/** Polling of segment memory by the async waits: 1 ms, doubling to at most 20 ms. */
+const MAX_POLL_MS = 20;
+
+/**
+ * Waits, without blocking the thread, until `words[index]` may no longer be `expected`, or
+ * `ms` (finite) passes. SharedArrayBuffer: `Atomics.waitAsync`, woken by the same notify as
+ * blocking waiters. Segment memory has no async futex: sleep `pollMs` and look again.
+ */
+async function settle(
+  memory: Memory,
+  words: Int32Array,
+  index: number,
+  expected: number,
+  ms: number,
+  pollMs: number,
+): Promise<void> {
+  if (memory.buffer instanceof SharedArrayBuffer) {
+    const result = Atomics.waitAsync(words, index, expected, ms);
+    if (!result.async) return;
+    // A pending waitAsync does not keep Node's event loop alive; this timer does.
+    const keepAlive = setTimeout(() => undefined, ms);
+    try {
+      await result.value;
+    } finally {
+      clearTimeout(keepAlive);
+    }
+  } else {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(ms, pollMs)));
+  }
+}
+
 export type SyncKind = 'Lock' | 'RLock' | 'Semaphore' | 'BoundedSemaphore' | 'Event' | 'Condition';
 
 /** What crosses to a worker: the kind and the words. */
@@ -192,6 +223,41 @@ export class Lock extends SharedSync {
     return false;
   }
 
+  /**
+   * `acquire` for the main program: waits without blocking the event loop (a blocking acquire
+   * there also stops the pool from running the tasks that would release the lock). Resolves
+   * true once it holds the lock, false after `timeoutMs`; rejects with LockOwnerDiedError as
+   * `acquire` throws it.
+   */
+  async acquireAsync(timeoutMs?: number): Promise<boolean> {
+    const w = this.words;
+    if (!this.acquireNow()) {
+      Atomics.add(w, CONTENTION, 1);
+      const deadline = deadlineOf(timeoutMs);
+      let nextCheck = performance.now() + HOLDER_CHECK_MS;
+      const sab = this.memory.buffer instanceof SharedArrayBuffer;
+      for (let pollMs = 1; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
+        // SharedArrayBuffer: the blocking protocol (mark contended, be notified). Segment
+        // memory: poll; a woken sleeper re-marks the lock, so taking it unmarked is safe.
+        if (sab ? Atomics.exchange(w, STATE, CONTENDED) === UNLOCKED : this.acquireNow()) break;
+        const left = remaining(deadline);
+        if (left === 0) return false;
+        await settle(this.memory, w, STATE, CONTENDED, Math.min(left, HOLDER_CHECK_MS), pollMs);
+        if (performance.now() >= nextCheck) {
+          nextCheck = performance.now() + HOLDER_CHECK_MS;
+          this.checkHolder();
+        }
+      }
+    }
+    w[HOLDER_PID] = PID;
+    w[HOLDER_TID] = this.token;
+    return true;
+  }
+
+  private acquireNow(): boolean {
+    return Atomics.compareExchange(this.words, STATE, UNLOCKED, LOCKED) === UNLOCKED;
+  }
+
   /** A holder in another process that no longer exists: release for it, and say so. */
   private checkHolder(): void {
     const w = this.words;
@@ -277,6 +343,17 @@ export class RLock extends SharedSync {
     return true;
   }
 
+  /** `acquire` without blocking the event loop (see `Lock.acquireAsync`). */
+  async acquireAsync(timeoutMs?: number): Promise<boolean> {
+    if (this.mutex.heldHere()) {
+      this.words[DEPTH]!++;
+      return true;
+    }
+    if (!(await this.mutex.acquireAsync(timeoutMs))) return false;
+    this.words[DEPTH] = 1;
+    return true;
+  }
+
   release(): void {
     if (!this.mutex.heldHere())
       throw new Error('cannot release an RLock this thread does not hold');
@@ -339,6 +416,17 @@ export class Semaphore extends SharedSync {
       const left = remaining(deadline);
       if (left === 0) return false;
       this.waiter.wait(w, 0, 0, left);
+    }
+  }
+
+  /** `acquire` without blocking the event loop (see `Lock.acquireAsync`). */
+  async acquireAsync(timeoutMs?: number): Promise<boolean> {
+    const deadline = deadlineOf(timeoutMs);
+    for (let pollMs = 1; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
+      if (this.acquire(false)) return true;
+      const left = remaining(deadline);
+      if (left === 0) return false;
+      await settle(this.memory, this.words, 0, 0, Math.min(left, HOLDER_CHECK_MS), pollMs);
     }
   }
 

@@ -111,18 +111,25 @@ abstract class SharedCType {
 
   /** Runs `fn` holding this object's lock: the way to read-modify-write safely. */
   withLock<T>(fn: () => T): T {
-    return this.getLock().withLock(fn);
+    const lock = this.getLock();
+    lock.acquire();
+    try {
+      return fn();
+    } finally {
+      lock.release();
+    }
   }
 
   protected read(index: number): unknown {
-    const offset = index * this.type.size;
-    if (this.type.kind === 'struct') return structView(this.type, this.view, offset, this.guard);
+    const type = this.type;
+    const offset = index * type.size;
+    if (type.kind === 'struct') return structView(type, this.view, offset, this.guard);
     // The hot path of every `.value`: the lock taken and released inline, no closure.
     const lock = this.lock;
-    if (!lock) return this.type.read(this.view, offset);
+    if (!lock) return type.read(this.view, offset);
     lock.acquire();
     try {
-      return this.type.read(this.view, offset);
+      return type.read(this.view, offset);
     } finally {
       lock.release();
     }
@@ -212,15 +219,22 @@ export class Value<T = Scalar> extends SharedCType {
     this.write(0, v);
   }
 
+  /** The value as an Int32Array/Uint32Array lane, for `add` on 'i'/'I' (made on first use). */
+  private lane: Int32Array | Uint32Array | undefined;
+
   /** Adds atomically and returns the new value: safe from any number of workers. */
   add(delta: number | bigint): T {
     const type = this.type;
     if (type.kind === 'scalar' && type.atomic) {
-      const lanes =
+      const lane = (this.lane ??=
         type.code === 'i'
           ? new Int32Array(this.view.buffer, 0, 1)
-          : new Uint32Array(this.view.buffer, 0, 1);
-      return (Atomics.add(lanes, 0, Number(delta)) + Number(delta)) as T;
+          : new Uint32Array(this.view.buffer, 0, 1));
+      const d = Number(delta);
+      // The new value as the type holds it (wrapped like the add itself).
+      return (
+        type.code === 'i' ? (Atomics.add(lane, 0, d) + d) | 0 : (Atomics.add(lane, 0, d) + d) >>> 0
+      ) as T;
     }
     if (type.kind !== 'scalar')
       throw new TypeError(`add() needs a numeric Value, not ${describeType(type)}`);

@@ -172,6 +172,44 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it('acquireAsync waits for a lock a worker holds without blocking the event loop; it times out', async () => {
+      await withPool({ module: fixture('lock-tasks.mjs'), backend, size: 2 }, async (pool) => {
+        for (const lock of [new Lock(), new RLock()]) {
+          const held = new Event();
+          const go = new Event();
+          const holder = pool.apply('holdUntil', [lock, held, go]);
+          assert.equal(await held.waitAsync(10_000), true);
+          assert.equal(await lock.acquireAsync(30), false);
+          let ticks = 0;
+          const ticking = setInterval(() => ticks++, 1);
+          const waiting = lock.acquireAsync(10_000);
+          while (ticks < 3) await new Promise((r) => setTimeout(r, 5));
+          go.set();
+          assert.equal(await waiting, true);
+          clearInterval(ticking);
+          await holder;
+          if (lock instanceof RLock) {
+            assert.equal(await lock.acquireAsync(0), true, 'reentrant');
+            lock.release();
+          } else {
+            assert.equal(await lock.acquireAsync(0), false);
+          }
+          lock.release();
+          assert.equal(await lock.acquireAsync(0), true);
+          lock.release();
+        }
+        const sem = new Semaphore(0);
+        assert.equal(await sem.acquireAsync(30), false);
+        const go = new Event();
+        const releaser = pool.apply('releaseWhen', [sem, go]);
+        const waiting = sem.acquireAsync(10_000);
+        go.set();
+        assert.equal(await waiting, true);
+        await releaser;
+        assert.equal(sem.value, 0);
+      });
+    });
+
     it("the seed's example prints what the seed prints, in TypeScript", () => {
       const root = join(__dirname, '..', '..', '..');
       const run = spawnSync(
