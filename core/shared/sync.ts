@@ -65,6 +65,8 @@ export type SyncKind = 'Lock' | 'RLock' | 'Semaphore' | 'BoundedSemaphore' | 'Ev
 export interface SyncDescriptor {
   kind: SyncKind;
   memory: MemoryDescriptor;
+  /** Where the words start in that memory, in bytes, when not at 0 (a Value's own lock). */
+  offset?: number;
   /** A Condition's lock. */
   lock?: SyncDescriptor;
 }
@@ -77,9 +79,11 @@ abstract class SharedSync {
     readonly kind: SyncKind,
     words: number,
     memory?: Memory,
+    /** Bytes into `memory` where the words start (8-aligned). */
+    readonly offset = 0,
   ) {
     this.memory = memory ?? allocate(words * 4);
-    this.words = new Int32Array(this.memory.buffer, 0, words);
+    this.words = new Int32Array(this.memory.buffer, offset, words);
   }
 
   protected get waiter(): Memory['waiter'] {
@@ -88,7 +92,9 @@ abstract class SharedSync {
 
   /** @internal */
   describe(): SyncDescriptor {
-    return { kind: this.kind, memory: describeMemory(this.memory) };
+    const d: SyncDescriptor = { kind: this.kind, memory: describeMemory(this.memory) };
+    if (this.offset !== 0) d.offset = this.offset;
+    return d;
   }
 }
 
@@ -145,8 +151,8 @@ export class Lock extends SharedSync {
   /** This thread's holder token for this memory. */
   private readonly token: number;
 
-  constructor(memory?: Memory, announce = true) {
-    super('Lock', 4, memory);
+  constructor(memory?: Memory, announce = true, offset = 0) {
+    super('Lock', 4, memory, offset);
     this.token = holderToken(this.memory);
     if (!memory && announce) {
       announceShared(
@@ -312,14 +318,19 @@ export class Lock extends SharedSync {
 
 /** Words: [mutex state, owner pid, owner thread, contention, depth]. */
 const DEPTH = 4;
+/** The bytes an RLock takes (5 words, 8-aligned). */
+export const RLOCK_BYTES = 24;
 
 /** A re-entrant lock: the thread that holds it may take it again; it must release as often. */
 export class RLock extends SharedSync {
   private readonly mutex: Lock;
+  /** This thread's holder token: the mutex's holder word equals it while this thread holds it. */
+  private readonly token: number;
 
-  constructor(memory?: Memory, announce = true) {
-    super('RLock', 5, memory);
-    this.mutex = new Lock(this.memory);
+  constructor(memory?: Memory, announce = true, offset = 0) {
+    super('RLock', 5, memory, offset);
+    this.mutex = new Lock(this.memory, false, offset);
+    this.token = holderToken(this.memory);
     if (!memory && announce) {
       announceShared(
         { sample: () => ({ value: { locked: this.mutex.locked() }, contention: this.contention }) },
@@ -334,7 +345,7 @@ export class RLock extends SharedSync {
   acquire(blocking = true, timeoutMs?: number): boolean {
     // Only the holder writes the depth while it holds the lock: plain arithmetic is enough, and
     // the mutex's release publishes it.
-    if (this.mutex.heldHere()) {
+    if (this.words[HOLDER_TID] === this.token) {
       this.words[DEPTH]!++;
       return true;
     }
@@ -355,9 +366,10 @@ export class RLock extends SharedSync {
   }
 
   release(): void {
-    if (!this.mutex.heldHere())
+    const w = this.words;
+    if (w[HOLDER_TID] !== this.token)
       throw new Error('cannot release an RLock this thread does not hold');
-    if (--this.words[DEPTH]! === 0) this.mutex.release();
+    if (--w[DEPTH]! === 0) this.mutex.release();
   }
 
   get contention(): number {
@@ -581,9 +593,9 @@ export type AnySync = Lock | RLock | Semaphore | BoundedSemaphore | Event | Cond
 export function reviveSync(d: SyncDescriptor): AnySync {
   switch (d.kind) {
     case 'Lock':
-      return new Lock(openMemory(d.memory));
+      return new Lock(openMemory(d.memory), true, d.offset);
     case 'RLock':
-      return new RLock(openMemory(d.memory));
+      return new RLock(openMemory(d.memory), true, d.offset);
     case 'Semaphore':
       return new Semaphore(0, openMemory(d.memory));
     case 'BoundedSemaphore':

@@ -18,7 +18,7 @@ import {
 } from './ctypes';
 import { announceShared, summarize } from '../trace/shared-trace';
 import { allocate, describeMemory, type Memory, type MemoryDescriptor } from './memory';
-import { Lock, RLock, type SyncDescriptor } from './sync';
+import { Lock, RLock, RLOCK_BYTES, type SyncDescriptor } from './sync';
 
 type Scalar = number | bigint;
 type LockOption = boolean | Lock | RLock;
@@ -91,11 +91,22 @@ abstract class SharedCType {
     type: CType,
     readonly length: number,
     memory: Memory | undefined,
-    lock: Lock | RLock | undefined,
+    lockOption: LockOption,
   ) {
     this.type = type;
-    this.memory = memory ?? allocate(type.size * length);
-    this.view = new DataView(this.memory.buffer, 0, Math.max(1, type.size * length));
+    const bytes = type.size * length;
+    let lock: Lock | RLock | undefined;
+    if (lockOption === true && !memory) {
+      // An object's own RLock lives right after its data, in the same memory: a small Value and
+      // its lock share a cache line, so a locked update moves one line between cores, not two.
+      const at = Math.ceil(bytes / 8) * 8;
+      this.memory = allocate(at + RLOCK_BYTES);
+      lock = new RLock(this.memory, false, at);
+    } else {
+      this.memory = memory ?? allocate(bytes);
+      lock = makeLock(lockOption);
+    }
+    this.view = new DataView(this.memory.buffer, 0, Math.max(1, bytes));
     this.lock = lock;
     this.guard = lock ? (fn) => lock.withLock(fn) : (fn) => fn();
   }
@@ -201,7 +212,7 @@ export class Value<T = Scalar> extends SharedCType {
     options: ValueOptions = {},
     memory?: Memory,
   ) {
-    super(resolveType(type), 1, memory, makeLock(options.lock ?? true));
+    super(resolveType(type), 1, memory, options.lock ?? true);
     if (!memory && initial !== undefined) this.write(0, initial);
     if (!memory) this.announce();
   }
@@ -291,7 +302,7 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
     const length = typeof sizeOrInitial === 'number' ? sizeOrInitial : initial!.length;
     if (!Number.isInteger(length) || length < 0)
       throw new RangeError(`array size must be a non-negative integer, got ${length}`);
-    super(resolved, length, memory, makeLock(options.lock ?? true));
+    super(resolved, length, memory, options.lock ?? true);
     if (!memory && initial) initial.forEach((v, i) => this.write(i, v));
     if (!memory) this.announce();
     // Index access (a[0]) as in Python, on top of the methods.

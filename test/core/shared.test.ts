@@ -81,6 +81,19 @@ describe('shared ctypes in one thread', () => {
     assert.equal(new Value('i', 1, { lock: shared }).getLock(), shared);
   });
 
+  it("a Value's own lock lives in the Value's memory, after the data; a given lock is kept", () => {
+    const v = new Value<number>('d', 1.5);
+    assert.equal((v.getLock() as RLock).memory, v.memory);
+    assert.equal(
+      v.withLock(() => (v.value += 1)),
+      2.5,
+    );
+    const lock = new RLock();
+    const shared = new SharedArrayOf('i', 3, { lock });
+    assert.equal(shared.getLock(), lock);
+    assert.notEqual(lock.memory, shared.memory);
+  });
+
   it('Lock, RLock, Semaphore, BoundedSemaphore and Event follow Python', () => {
     const lock = new Lock();
     assert.equal(lock.acquire(), true);
