@@ -1,9 +1,14 @@
 // Shared state, side by side with Python in one run: 1,000,000 locked increments of one shared
-// integer from 2 workers (Poolscope processes and threads: `v.withLock(() => v.value += 1)`;
-// Python: `with v.get_lock(): v.value += 1` in 2 processes), unlocked atomic adds (`v.add(1)`),
-// and Python's Manager for scale. Medians of --reps runs, each in a fresh process; ratios printed.
+// integer from 2 workers (Poolscope processes and threads: `lock = v.getLock(); lock.acquire();
+// v.value += 1; lock.release()`; Python: `with v.get_lock(): v.value += 1` in 2 processes),
+// unlocked atomic adds (`v.add(1)`), and Python's Manager for scale. Medians of --reps runs, each
+// in a fresh process; ratios printed.
 //
-//   node bench/shared.mjs [--reps 3] [--total 1000000]
+// Before the timed run the two workers do 1% of the work on another Value, so that V8 has
+// compiled the loop (Python, an interpreter, has nothing to warm up; its processes are started
+// before its timing too). `--cold` skips that, for the number with compilation included.
+//
+//   node bench/shared.mjs [--reps 3] [--total 1000000] [--cold]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -14,9 +19,11 @@ const { values } = parseArgs({
   options: {
     reps: { type: 'string', default: '3' },
     total: { type: 'string', default: '1000000' },
+    cold: { type: 'boolean', default: false },
   },
 });
 const reps = Number(values.reps);
+const warm = !values.cold;
 const total = Number(values.total);
 if (!existsSync(join(root, 'dist/core/index.js')))
   execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
@@ -24,10 +31,14 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const script = `
   const { Pool, Value } = require(${JSON.stringify(join(root, 'dist/core/index.js'))});
-  const [backend, fn, total] = process.argv.slice(1);
+  const [backend, fn, total, warm] = process.argv.slice(1);
   (async () => {
     const pool = new Pool({ module: ${JSON.stringify(join(root, 'bench/workers/shared-tasks.mjs'))}, size: 2, backend });
-    await pool.map('atomicAdds', [1, 1], 1); // warm-up: both workers up, the segment mapped
+    await pool.map('atomicAdds', [1, 1], 1); // both workers up
+    if (warm === 'warm') {
+      const w = new Value('i', 0);
+      await Promise.all([pool.apply(fn, [w, Number(total) / 200]), pool.apply(fn, [w, Number(total) / 200])]);
+    }
     const v = new Value('i', 0);
     const t0 = performance.now();
     await Promise.all([pool.apply(fn, [v, Number(total) / 2]), pool.apply(fn, [v, Number(total) / 2])]);
@@ -38,7 +49,8 @@ const script = `
   })();`;
 
 function poolscope(backend, fn) {
-  const out = execFileSync(process.execPath, ['-e', script, backend, fn, String(total)], {
+  const args = ['-e', script, backend, fn, String(total), warm ? 'warm' : 'cold'];
+  const out = execFileSync(process.execPath, args, {
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -71,7 +83,7 @@ for (let rep = 0; rep < reps; rep++) {
   }
 }
 console.log(
-  `# Shared state: ${total.toLocaleString('en-US')} increments from 2 workers (median of ${reps})\n`,
+  `# Shared state: ${total.toLocaleString('en-US')} increments from 2 workers (median of ${reps}${warm ? '' : ', cold'})\n`,
 );
 console.log(`Node ${process.version}, Python ${pythonVersion}, ${new Date().toISOString()}\n`);
 console.log('| mechanism | increments/s | vs Python Value + get_lock() |');
