@@ -111,7 +111,7 @@ function holding<T>(lock: { acquire(): boolean; release(): void }, fn: () => T):
 /** Polls of the lock word before going to sleep on it, and the longest pause between two. */
 const SPIN_POLLS = 32;
 const MAX_PAUSE = 64;
-/** A word no other thread touches: loading it is a pause that does not disturb the lock's cache line. */
+/** A word no other thread touches: loading it is a pause that leaves the lock's line alone. */
 const pauseWord = new Int32Array(1);
 /** How often a waiting acquire checks that the lock's holder still exists. */
 const HOLDER_CHECK_MS = 200;
