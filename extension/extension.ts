@@ -39,6 +39,7 @@ export interface PoolscopeApi {
   };
   status: vscode.StatusBarItem;
   log: vscode.LogOutputChannel;
+  runsView: vscode.TreeView<TreeNode>;
   /** The concurrency panel, when open. */
   panel(): ConcurrencyPanel | undefined;
   /** Starts a script as Run Current File would; resolves with its session. */
@@ -370,6 +371,7 @@ export function activate(context: vscode.ExtensionContext): PoolscopeApi {
     trees,
     status: status.item,
     log,
+    runsView,
     panel: () => ConcurrencyPanel.instance,
     run,
   };

@@ -195,6 +195,11 @@ export class ConcurrencyPanel implements vscode.Disposable {
     this.post({ type: 'select', ref });
   }
 
+  /** For the extension's tests: handle a message as if the webview had sent it. */
+  receiveForTest(raw: unknown): void {
+    this.receive(raw);
+  }
+
   private receive(raw: unknown): void {
     const request = parsePanelRequest(raw);
     if (!request) {
