@@ -63,6 +63,7 @@ export function cssVar(name: string, fallback: string): string {
 export function fmtMs(ms: number): string {
   if (!Number.isFinite(ms)) return '—';
   const a = Math.abs(ms);
+  if (ms === 0) return '0';
   if (a < 1) return `${(ms * 1000).toFixed(0)} µs`;
   if (a < 1000) return `${ms.toFixed(a < 10 ? 2 : a < 100 ? 1 : 0)} ms`;
   if (a < 60_000) return `${(ms / 1000).toFixed(a < 10_000 ? 2 : 1)} s`;

@@ -463,6 +463,7 @@ themeObserver.observe(document.documentElement, {
   resetFrameTimes: () => void timeline.frameTimes.splice(0),
   stats: () => ({
     lanes: timeline.laneStats,
+    marks: timeline.marksDrawn,
     view: { from: timeline.from, to: timeline.to },
     selected: view.selected,
     tab: view.tab,

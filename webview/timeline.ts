@@ -53,6 +53,8 @@ export interface LaneStats {
   visible: number;
   /** Rectangles drawn (merged sub-pixel bars count once). */
   drawn: number;
+  /** The worker's exit marker, when drawn: its label. */
+  exit?: string;
 }
 
 export interface TimelineCallbacks {
@@ -86,6 +88,8 @@ export class Timeline {
   private dpr = 1;
   readonly frameTimes: number[] = [];
   laneStats: LaneStats[] = [];
+  /** Marks drawn in the last frame, by kind. */
+  marksDrawn: Record<string, number> = {};
   private drag: { x: number; from: number; to: number; moved: boolean } | null = null;
 
   constructor(private readonly cb: TimelineCallbacks) {
@@ -542,6 +546,7 @@ export class Timeline {
       ctx.fillRect(lx - 1, row.y + 3, tw + 2, LANE_H - 6);
       ctx.fillStyle = bad ? c.error : c.muted;
       ctx.fillText(label, lx, row.y + LANE_H / 2);
+      stats.exit = label;
     }
     return stats;
   }
@@ -558,6 +563,8 @@ export class Timeline {
       else groupY.set(row.pool.id, row.y);
     }
     let lastKey = '';
+    const drawn: Record<string, number> = {};
+    this.marksDrawn = drawn;
     for (let i = m.lowerBound(this.from), end = m.lowerBound(this.to); i < end; i++) {
       const poolId = m.pool[i]! >= 0 ? m.pools[m.pool[i]!]! : undefined;
       if (poolId === undefined) continue;
@@ -579,6 +586,7 @@ export class Timeline {
       const key = `${x}/${y}/${kind}`;
       if (key === lastKey) continue;
       lastKey = key;
+      drawn[MARK_KINDS[kind]!] = (drawn[MARK_KINDS[kind]!] ?? 0) + 1;
       ctx.fillStyle = this.colors.marks[kind]!;
       const top = inGroup ? y + GROUP_H - 6 : y;
       ctx.beginPath();

@@ -348,7 +348,15 @@ export interface PanelHook {
   frameTimes(): number[];
   resetFrameTimes(): void;
   stats(): {
-    lanes: { pool: string; worker: number; label: string; visible: number; drawn: number }[];
+    lanes: {
+      pool: string;
+      worker: number;
+      label: string;
+      visible: number;
+      drawn: number;
+      exit?: string;
+    }[];
+    marks: Record<string, number>;
     view: { from: number; to: number };
     selected: { pool: string; task: number } | null;
     tab: string;

@@ -96,6 +96,24 @@ describe('timeline', () => {
     }
   });
 
+  it('marks worker exits with code and signal, and callbacks', async () => {
+    const page = await openWith(failing());
+    const stats = await hook(page, 'stats');
+    assert.deepEqual(
+      stats.lanes.map((l) => [l.worker, l.exit]),
+      [
+        [1, 'exit 0'],
+        [2, 'exit 3 (crash)'],
+        [3, 'exit 0'],
+      ],
+    );
+    const { model } = feedOf('failing-tasks.jsonl');
+    const kinds = new Set(model.marks.map((m) => m.kind));
+    assert.ok(kinds.has('errorCallback'));
+    for (const k of kinds) assert.ok((stats.marks[k] ?? 0) > 0, `${k} marks drawn`);
+    await page.close();
+  });
+
   it("colours a failed task's bar red and a passed one green", async () => {
     const page = await openWith(failing());
     const px = async (task: number): Promise<number[]> => {
@@ -117,6 +135,12 @@ describe('timeline', () => {
 describe('selection', () => {
   it('clicking a bar posts select; a select from the host highlights and shows it', async () => {
     const page = await openWith(failing());
+    await showTask(page, 7);
+    const box = (await hook(page, 'barBox', { pool: POOL, task: 7 }))!;
+    await page.mouse.move(box.pageX + box.w / 2, box.pageY + box.h / 2);
+    const tip = page.locator('.tooltip');
+    await tip.waitFor({ state: 'visible' });
+    assert.match(await tip.innerText(), /Task 7 · parseRecord · failed[\s\S]*TypeError/);
     await clickBar(page, 7);
     const sent = (await posted(page)).filter((m) => m.type === 'select');
     assert.deepEqual(sent.at(-1), { type: 'select', ref: { pool: POOL, task: 7 } });
