@@ -544,6 +544,8 @@ describe('themes', () => {
     await frames(shared);
     assert.ok((await shared.locator('.chart-card').count()) >= 4);
     await shared.screenshot({ path: join(artifacts, 'webview-dark-shared.png') });
+    // uPlot under the strict CSP: no violations, no errors.
+    assert.deepEqual((shared as Page & { panelErrors?: string[] }).panelErrors, []);
     await shared.close();
   });
 });
