@@ -63,6 +63,18 @@ suite('Poolscope concurrency panel', () => {
     assert.equal(snapshot.run.errorCount, 4);
     assert.ok(snapshot.run.processes.some((p) => p.name === 'exporter' && p.exitCode === 2));
 
+    // Hidden, the panel keeps no context; shown again, its page asks for a fresh snapshot.
+    const snapshots = (): number => panel.posted.filter((m) => m.type === 'snapshot').length;
+    const before = snapshots();
+    const doc = await vscode.workspace.openTextDocument({ content: 'hide the panel' });
+    await vscode.window.showTextDocument(doc, {
+      viewColumn: panel.panel.viewColumn,
+      preview: false,
+    });
+    await waitFor('the panel to be hidden', () => !panel.panel.visible);
+    panel.panel.reveal(undefined, false);
+    await waitFor('a fresh snapshot after the panel is shown again', () => snapshots() > before);
+
     // Selecting a failed task in the tree selects it in the panel.
     const runs = api.trees.runs;
     const find = (nodes: TreeNode[]): TaskNode | undefined => {
