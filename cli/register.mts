@@ -8,6 +8,21 @@ import { createRequire, register } from 'node:module';
 register(new URL('../core/worker/ts-hooks.mjs', import.meta.url));
 process.setSourceMapsEnabled(true);
 
+// A program started by someone else (a debugger) reports its own exit code to the trace.
+if (process.env.POOLSCOPE_REPORT_EXIT) {
+  delete process.env.POOLSCOPE_REPORT_EXIT;
+  const { tracer } = createRequire(import.meta.url)('../core/trace/emitter.js') as {
+    tracer?: {
+      emit(type: 'run.end', fields: { exitCode: number; signal: null; durationMs: number }): void;
+      flushSync(): void;
+    };
+  };
+  process.on('exit', (code) => {
+    tracer?.emit('run.end', { exitCode: code, signal: null, durationMs: performance.now() });
+    tracer?.flushSync();
+  });
+}
+
 if (process.env.POOLSCOPE_DIE_WITH_PARENT) {
   delete process.env.POOLSCOPE_DIE_WITH_PARENT;
   const watch = createRequire(import.meta.url)('../core/worker/parent-watch.js') as {

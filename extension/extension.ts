@@ -6,6 +6,7 @@
 import { copyFileSync } from 'node:fs';
 import * as vscode from 'vscode';
 import { LaunchError, RUNNABLE_EXTENSIONS } from '../core/trace/launch';
+import { registerDebugging } from './debug';
 import { ErrorDiagnostics } from './diagnostics';
 import { RunSession } from './run-session';
 import { RunRegistry } from './runs';
@@ -353,6 +354,22 @@ export function activate(context: vscode.ExtensionContext): PoolscopeApi {
       },
     }),
   );
+  registerDebugging(context, registry, log);
+  const setPause = async (on: boolean): Promise<void> => {
+    await vscode.workspace
+      .getConfiguration('poolscope')
+      .update('pauseOnTaskError', on, vscode.ConfigurationTarget.Global);
+    void vscode.commands.executeCommand('setContext', 'poolscope.pauseOnTaskError', on);
+    log.info(`pause on task error: ${on ? 'on' : 'off'} (takes effect in the next debug session)`);
+  };
+  void vscode.commands.executeCommand(
+    'setContext',
+    'poolscope.pauseOnTaskError',
+    readSettings().pauseOnTaskError,
+  );
+  command('poolscope.pauseOnTaskErrorOn', () => setPause(true));
+  command('poolscope.pauseOnTaskErrorOff', () => setPause(false));
+  command('poolscope.togglePauseOnTaskError', () => setPause(!readSettings().pauseOnTaskError));
   command('poolscope.openPanel', (node?: unknown) => openPanel(sessionOf(node)));
   command('poolscope.exportPerfetto', async (node?: unknown, target?: vscode.Uri) => {
     const session =

@@ -8,10 +8,13 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import * as vscode from 'vscode';
 import {
+  checkScript,
   launcherEvent,
   launchTraced,
   newRunId,
+  openTraceSink,
   type LaunchExit,
+  type TraceSink,
   type TracedRun,
 } from '../core/trace/launch';
 import { readTrace } from '../core/trace/trace-file';
@@ -45,6 +48,9 @@ export class RunSession implements vscode.Disposable {
   private readonly dir: string;
   private readonly trace: WriteStream;
   private launched?: TracedRun;
+  private sink?: TraceSink;
+  /** For a run inside a debug session: ends that session. */
+  stopDebugging?: () => Thenable<void>;
   private disposed = false;
   private partial = { stdout: '', stderr: '' };
   private readonly ended = new vscode.EventEmitter<RunSession>();
@@ -88,6 +94,62 @@ export class RunSession implements vscode.Disposable {
       throw err;
     }
     return session;
+  }
+
+  /**
+   * A run the JavaScript debugger starts: the trace sink is opened here, and the debug
+   * configuration gets its environment and Node flags (`sink.env`, `sink.execArgv`).
+   */
+  static async forDebug(request: LaunchRequest): Promise<{ session: RunSession; sink: TraceSink }> {
+    checkScript(request.script, request.cwd);
+    const session = new RunSession(
+      request,
+      request.script,
+      'running',
+      request.tasksPerPool,
+      request.timelineTasks,
+    );
+    try {
+      session.sink = await openTraceSink(session.id, {
+        packageRoot: PACKAGE_ROOT,
+        baseEnv: request.env,
+        onLine: (line) => session.take(line, 'trace'),
+        onProblem: (text) => session.output.warn(text),
+      });
+    } catch (err) {
+      session.dispose();
+      throw err;
+    }
+    session.output.info(`debugging ${request.script} ${request.args.join(' ')}`);
+    session.own('run.start', {
+      argv: [request.script, ...request.args],
+      cwd: request.cwd,
+      runtime: `${request.node} (debug)`,
+    });
+    return { session, sink: session.sink };
+  }
+
+  /** Program output seen by the debugger (stdout or stderr), for the run's channel and trace. */
+  debugOutput(stream: 'stdout' | 'stderr', text: string): void {
+    this.onOutput(stream, Buffer.from(text));
+  }
+
+  /** The debug session ended: the run ends with the exit code the debugger saw, if any. */
+  async debugEnded(exitCode: number | null): Promise<void> {
+    if (!this.sink || this.state === 'exited') return;
+    await this.sink.server.close();
+    this.flushOutput();
+    // The program reports its own exit code (POOLSCOPE_REPORT_EXIT); the debugger's is a fallback.
+    const reported = this.run?.exitCode;
+    const code = reported ?? exitCode;
+    this.exit = { code, signal: null, status: code ?? 0 };
+    this.state = 'exited';
+    if (reported === undefined) {
+      this.own('run.end', { exitCode: code, signal: null, durationMs: this.elapsed() });
+    }
+    this.output.info(`debug session ended${code !== null ? `, exit code ${code}` : ''}`);
+    this.trace.end();
+    this.ended.fire(this);
   }
 
   /** Replays a saved trace file; throws when it holds no Poolscope events. */
@@ -226,6 +288,11 @@ export class RunSession implements vscode.Disposable {
 
   /** Ends the script and every process it started. */
   async stop(): Promise<void> {
+    if (this.stopDebugging && this.running) {
+      this.state = 'stopping';
+      await this.stopDebugging();
+      return;
+    }
     if (!this.launched || !this.running) return;
     this.state = 'stopping';
     this.output.info('stopping: SIGTERM to the process group');
@@ -246,6 +313,7 @@ export class RunSession implements vscode.Disposable {
   dispose(): void {
     this.disposed = true;
     this.kill();
+    void this.sink?.server.close();
     this.trace.destroy();
     this.output.dispose();
     this.ended.dispose();

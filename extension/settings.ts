@@ -11,6 +11,8 @@ export interface Settings {
   refreshIntervalMs: number;
   sampleIntervalMs: number;
   showDiagnostics: boolean;
+  pauseOnTaskError: boolean;
+  traceNodeSessions: boolean;
 }
 
 export function readSettings(scope?: vscode.ConfigurationScope): Settings {
@@ -25,5 +27,7 @@ export function readSettings(scope?: vscode.ConfigurationScope): Settings {
     refreshIntervalMs: Math.max(50, c.get<number>('refreshIntervalMs', 250)),
     sampleIntervalMs: Math.max(10, c.get<number>('sampleIntervalMs', 100)),
     showDiagnostics: c.get<boolean>('showDiagnostics', true),
+    pauseOnTaskError: c.get<boolean>('pauseOnTaskError', false),
+    traceNodeSessions: c.get<boolean>('traceNodeSessions', false),
   };
 }

@@ -120,23 +120,53 @@ function moduleShim(dir: string, packageRoot: string): string {
   return nodeModules;
 }
 
-export async function launchTraced(options: LaunchOptions, runId = newRunId()): Promise<TracedRun> {
-  const cwd = options.cwd ?? process.cwd();
-  const script = checkScript(options.script, cwd);
-  const baseEnv = options.env ?? process.env;
-  const node = resolveNode(options.node ?? process.execPath, baseEnv);
+export interface TraceSink {
+  server: TraceServer;
+  /** What the traced program's environment needs: the sink's address and token, NODE_PATH. */
+  env: Record<string, string>;
+  /** Node flags for the traced program: the TypeScript and `poolscope` loader. */
+  execArgv: string[];
+}
+
+/**
+ * A trace server for a program someone else starts (a debugger, say): what to put in its
+ * environment and on its command line so it reports here.
+ */
+export async function openTraceSink(
+  runId: string,
+  options: {
+    packageRoot: string;
+    baseEnv?: NodeJS.ProcessEnv;
+    onLine(line: string): void;
+    onProblem?(text: string): void;
+  },
+): Promise<TraceSink> {
   const server = await TraceServer.start({
     run: runId,
     onLine: options.onLine,
     ...(options.onProblem ? { onProblem: options.onProblem } : {}),
   });
-  const nodePath = [moduleShim(server.dir, options.packageRoot), baseEnv.NODE_PATH]
+  const nodePath = [moduleShim(server.dir, options.packageRoot), options.baseEnv?.NODE_PATH]
     .filter(Boolean)
     .join(delimiter);
   const register = pathToFileURL(join(options.packageRoot, 'dist', 'cli', 'register.mjs')).href;
-  const env: NodeJS.ProcessEnv = { ...baseEnv, ...server.env, NODE_PATH: nodePath };
+  return { server, env: { ...server.env, NODE_PATH: nodePath }, execArgv: ['--import', register] };
+}
+
+export async function launchTraced(options: LaunchOptions, runId = newRunId()): Promise<TracedRun> {
+  const cwd = options.cwd ?? process.cwd();
+  const script = checkScript(options.script, cwd);
+  const baseEnv = options.env ?? process.env;
+  const node = resolveNode(options.node ?? process.execPath, baseEnv);
+  const { server, env: sinkEnv, execArgv } = await openTraceSink(runId, {
+    packageRoot: options.packageRoot,
+    baseEnv,
+    onLine: options.onLine,
+    ...(options.onProblem ? { onProblem: options.onProblem } : {}),
+  });
+  const env: NodeJS.ProcessEnv = { ...baseEnv, ...sinkEnv };
   if (options.detached) env.POOLSCOPE_DIE_WITH_PARENT = '1';
-  const child = spawn(node, ['--import', register, script, ...(options.args ?? [])], {
+  const child = spawn(node, [...execArgv, script, ...(options.args ?? [])], {
     cwd,
     env,
     stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],

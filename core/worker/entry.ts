@@ -161,6 +161,20 @@ function flush(): void {
   }
 }
 
+/** Set by the editor's "Pause on Task Error" for debug sessions. */
+const PAUSE_ON_TASK_ERROR = Boolean(process.env.POOLSCOPE_PAUSE_ON_TASK_ERROR);
+
+/**
+ * Stops in an attached debugger where a task's error is caught, before it is sent to the main
+ * program: `error` is what the task threw, `fn` the task function, `args` its arguments.
+ * Without a debugger the statement does nothing.
+ */
+function pauseOnTaskError(error: unknown, fn: string, args: unknown): void {
+  const task = { fn, args, error };
+  debugger; // Poolscope: a task threw (see `task`); continue to send the error to the pool.
+  void task;
+}
+
 function push(result: ResultMessage): void {
   if (outbox.length === 0) oldestUnsent = performance.now();
   outbox.push(result);
@@ -217,6 +231,7 @@ async function drain(): Promise<void> {
         result = [task[0], Outcome.Succeeded, value];
       }
     } catch (err) {
+      if (PAUSE_ON_TASK_ERROR) pauseOnTaskError(err, task[1], task[2]);
       result = [task[0], Outcome.Failed, encodeThrown(err)];
     }
     if (timed) result.push(performance.now() - startedAt);
