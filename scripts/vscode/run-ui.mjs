@@ -36,6 +36,8 @@ try {
     workspace: ROOT,
     vsix: [vsix],
     scratch: mkdtempSync(join(CACHE, 'ui-')),
+    // Keep the Poolscope views in the side bar when the debugger stops.
+    settings: { 'debug.openDebug': 'neverOpen', 'debug.showInStatusBar': 'always' },
   });
   log(`code-server on ${cs.authority}, ${vsix} installed`);
   browser = await launchChromium(cs.tmp, cs.env);
@@ -258,13 +260,75 @@ try {
   );
   const treeSelected = await page
     .locator('.pane-body .monaco-list-row.selected', { hasText: 'checkedSqrt(-16)' })
-    .count()
-    .catch(() => 0);
-  check(
-    treeSelected > 0,
-    `the Runs tree follows the panel's selection (${treeSelected} row selected)`,
-  );
+    .first()
+    .waitFor({ timeout: 10_000 })
+    .then(
+      () => true,
+      () => false,
+    );
+  check(treeSelected, "the Runs tree follows the panel's selection");
   await page.screenshot({ path: join(ARTIFACTS, 'ui-6-panel-error.png') });
+
+  // Debugging: a breakpoint in the worker's checkedSqrt (F9), F5 on the example, choose the
+  // Poolscope debugger; the worker stops there while the Runs view shows the run going.
+  await palette('examples/workers/tasks.mjs');
+  await page
+    .locator('.quick-input-list .monaco-list-row', { hasText: 'tasks.mjs' })
+    .first()
+    .waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.tab', { hasText: 'tasks.mjs' }).first().waitFor({ timeout: 15_000 });
+  await page.waitForTimeout(500);
+  await page.keyboard.press('Control+G');
+  await page.waitForTimeout(300);
+  await page.keyboard.type('11');
+  await page.waitForTimeout(300);
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(300);
+  await page.keyboard.press('F9');
+  await page.locator('.codicon-debug-breakpoint').first().waitFor({ timeout: 10_000 });
+  await page.locator('.tab', { hasText: 'failing-tasks.mjs' }).first().click();
+  await page.keyboard.press('F5');
+  const picker = page
+    .locator('.quick-input-list .monaco-list-row', { hasText: 'Poolscope' })
+    .first();
+  await picker.waitFor({ timeout: 15_000 });
+  await picker.click();
+  await page
+    .locator('.debug-top-stack-frame-column, .debug-top-stack-frame')
+    .first()
+    .waitFor({ timeout: 60_000 });
+  await page.waitForTimeout(800);
+  const pausedIn = (await page.locator('.tab.active', { hasText: 'tasks.mjs' }).count()) > 0;
+  check(pausedIn, 'the debugger stopped in the worker module tasks.mjs');
+  // Fold the first run so the debugged one is in view in the Runs pane.
+  const runsPane = page.locator('.pane', {
+    has: page.locator('.pane-header', { hasText: 'Runs' }),
+  });
+  const firstRun = runsPane
+    .locator('.monaco-list-row', { hasText: /failing-tasks\.mjs #1/ })
+    .first();
+  if ((await firstRun.getAttribute('aria-expanded')) === 'true') {
+    await firstRun.locator('.monaco-tl-twistie').click();
+  }
+  const debugRun = runsPane
+    .locator('.monaco-list-row', { hasText: /failing-tasks\.mjs #2/ })
+    .first();
+  await debugRun.waitFor({ timeout: 15_000 });
+  const debugText = (await debugRun.innerText()).replace(/\s+/g, ' ');
+  check(/running/.test(debugText), `the Runs view shows the debugged run going: "${debugText}"`);
+  await page.screenshot({ path: join(ARTIFACTS, 'ui-7-debug-paused-worker.png') });
+  // Continue to the end: the run completes in the tree.
+  await page.keyboard.press('F5');
+  await page.waitForTimeout(500);
+  await page.keyboard.press('F5');
+  await page
+    .locator('.pane-body .monaco-list-row', { hasText: /failing-tasks\.mjs #2.*exit 0/ })
+    .first()
+    .waitFor({ timeout: 60_000 })
+    .catch(async () => {
+      await page.keyboard.press('Shift+F5');
+    });
   writeFileSync(join(ARTIFACTS, 'ui-console.log'), consoleLines.join('\n'));
 } catch (err) {
   failed = true;
