@@ -97,7 +97,9 @@ export function registerDebugging(
     log.info(`${session.label}: debugging ${program}`);
     return {
       ...config,
-      type: 'node',
+      // A `poolscope` configuration becomes `node`; a user's own keeps the type the JavaScript
+      // debugger gave it (`pwa-node` by this stage).
+      type: config.type === DEBUG_TYPE ? 'node' : config.type,
       request: 'launch',
       name: config.name || `Poolscope: ${session.label}`,
       program,
@@ -178,7 +180,9 @@ export function registerDebugging(
       poolscopeProvider,
       vscode.DebugConfigurationProviderTriggerKind.Dynamic,
     ),
+    // The JavaScript debugger turns `node` into `pwa-node` as it resolves: watch both.
     vscode.debug.registerDebugConfigurationProvider('node', nodeProvider),
+    vscode.debug.registerDebugConfigurationProvider('pwa-node', nodeProvider),
     vscode.debug.onDidStartDebugSession((s) => {
       const id = s.configuration[RUN_KEY] as string | undefined;
       if (!id || s.parentSession) return;

@@ -183,6 +183,26 @@ suite('Poolscope in debugging sessions', () => {
     await vscode.commands.executeCommand('poolscope.pauseOnTaskErrorOff');
   });
 
+  test("with traceNodeSessions, the user's own node launch fills the views unchanged", async () => {
+    const config = vscode.workspace.getConfiguration('poolscope');
+    await config.update('traceNodeSessions', true, vscode.ConfigurationTarget.Global);
+    try {
+      const main = join(dir, 'main.mjs');
+      await vscode.debug.startDebugging(undefined, {
+        type: 'node',
+        request: 'launch',
+        name: 'my own launch',
+        program: main,
+      });
+      const run = await waitFor('the run in the tree', () => runOf(main));
+      await waitFor('the run to end', () => !run.running);
+      assert.equal(run.exit?.code, 3);
+      assert.equal([...run.run!.pools.values()][0]!.counts.failed, 1);
+    } finally {
+      await config.update('traceNodeSessions', undefined, vscode.ConfigurationTarget.Global);
+    }
+  });
+
   test('Stop Run ends the debug session and every process of the run', async () => {
     const hang = join(dir, 'hang.mjs');
     writeFileSync(
