@@ -3,7 +3,7 @@
 // Pause on Task Error stops a worker where its task's error is caught; stopping the session
 // ends the run and leaves nothing running.
 import * as assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
@@ -74,6 +74,13 @@ suite('Poolscope in debugging sessions', () => {
         'process.exitCode = 3;',
       ].join('\n'),
     );
+    writeFileSync(
+      join(dir, 'main-threads.mjs'),
+      readFileSync(join(dir, 'main.mjs'), 'utf8').replace(
+        "from 'poolscope'",
+        "from 'poolscope/dummy'",
+      ),
+    );
     tracker = vscode.debug.registerDebugAdapterTrackerFactory('*', {
       createDebugAdapterTracker: (session) => ({
         onDidSendMessage: (m: {
@@ -120,68 +127,75 @@ suite('Poolscope in debugging sessions', () => {
   const runOf = (script: string): RunSession | undefined =>
     api.registry.sessions.find((s) => s.source === script);
 
-  test('a breakpoint in a worker task is hit; the run completes in the tree with its exit code', async () => {
-    const work = vscode.Uri.file(join(dir, 'work.mjs'));
-    vscode.debug.addBreakpoints([
-      new vscode.SourceBreakpoint(new vscode.Location(work, new vscode.Position(1, 0))),
-    ]);
-    const main = join(dir, 'main.mjs');
-    const started = await vscode.debug.startDebugging(undefined, {
-      type: 'poolscope',
-      request: 'launch',
-      name: 'Poolscope test',
-      program: main,
+  for (const [backend, script] of [
+    ['processes', 'main.mjs'],
+    ['threads', 'main-threads.mjs'],
+  ] as const) {
+    test(`${backend}: a breakpoint in a worker task is hit; the run completes in the tree with its exit code`, async () => {
+      const work = vscode.Uri.file(join(dir, 'work.mjs'));
+      vscode.debug.addBreakpoints([
+        new vscode.SourceBreakpoint(new vscode.Location(work, new vscode.Position(1, 0))),
+      ]);
+      const main = join(dir, script);
+      const started = await vscode.debug.startDebugging(undefined, {
+        type: 'poolscope',
+        request: 'launch',
+        name: 'Poolscope test',
+        program: main,
+      });
+      assert.ok(started, 'the debug session started');
+      const stop = await waitFor('the breakpoint in the worker', () =>
+        stops.find((s) => s.reason === 'breakpoint'),
+      );
+      const frame = await topFrame(stop);
+      assert.equal(frame.name, 'double');
+      assert.match(frame.path, /work\.mjs$/);
+      const run = await waitFor('the run in the tree', () => runOf(main));
+      assert.equal(run.running, true);
+      await stop.session.customRequest('continue', { threadId: stop.threadId });
+      await waitFor('the run to end', () => !run.running);
+      api.registry.flush();
+      assert.equal(run.exit?.code, 3, 'the exit code the debugger saw');
+      const model = run.run!;
+      const pool = [...model.pools.values()][0]!;
+      assert.equal(pool.counts.passed, 1);
+      assert.equal(pool.counts.failed, 1);
+      assert.ok(
+        model.errors.some(
+          (e) => e.error.props.code === 'E_PURPOSE' || e.error.code === 'E_PURPOSE',
+        ),
+      );
+      vscode.debug.removeBreakpoints(vscode.debug.breakpoints);
     });
-    assert.ok(started, 'the debug session started');
-    const stop = await waitFor('the breakpoint in the worker', () =>
-      stops.find((s) => s.reason === 'breakpoint'),
-    );
-    const frame = await topFrame(stop);
-    assert.equal(frame.name, 'double');
-    assert.match(frame.path, /work\.mjs$/);
-    const run = await waitFor('the run in the tree', () => runOf(main));
-    assert.equal(run.running, true);
-    await stop.session.customRequest('continue', { threadId: stop.threadId });
-    await waitFor('the run to end', () => !run.running);
-    api.registry.flush();
-    assert.equal(run.exit?.code, 3, 'the exit code the debugger saw');
-    const model = run.run!;
-    const pool = [...model.pools.values()][0]!;
-    assert.equal(pool.counts.passed, 1);
-    assert.equal(pool.counts.failed, 1);
-    assert.ok(
-      model.errors.some((e) => e.error.props.code === 'E_PURPOSE' || e.error.code === 'E_PURPOSE'),
-    );
-    vscode.debug.removeBreakpoints(vscode.debug.breakpoints);
-  });
 
-  test('Pause on Task Error stops the worker with the task in scope, before the pool hears of it', async () => {
-    await vscode.commands.executeCommand('poolscope.pauseOnTaskErrorOn');
-    const main = join(dir, 'main.mjs');
-    await vscode.debug.startDebugging(undefined, {
-      type: 'poolscope',
-      request: 'launch',
-      name: 'Poolscope pause test',
-      program: main,
+    test(`${backend}: Pause on Task Error stops the worker with the task in scope, before the pool hears of it`, async () => {
+      await vscode.commands.executeCommand('poolscope.pauseOnTaskErrorOn');
+      const main = join(dir, script);
+      await vscode.debug.startDebugging(undefined, {
+        type: 'poolscope',
+        request: 'launch',
+        name: 'Poolscope pause test',
+        program: main,
+      });
+      // No breakpoints are set: the first stop must be the pause.
+      const stop = await waitFor('the pause on the task error', () => stops[0]);
+      const frame = await topFrame(stop);
+      assert.equal(frame.name, 'pauseOnTaskError');
+      const evaluated = (await stop.session.customRequest('evaluate', {
+        expression: '`${task.fn} ${task.error.code} ${JSON.stringify(task.args)}`',
+        frameId: frame.id,
+        context: 'repl',
+      })) as { result: string };
+      assert.match(evaluated.result, /fails E_PURPOSE .*E_PURPOSE/);
+      const run = runOf(main)!;
+      const pool = [...run.run!.pools.values()][0]!;
+      assert.equal(pool.counts.failed, 0, 'the pool has not heard of the error yet');
+      await stop.session.customRequest('continue', { threadId: stop.threadId });
+      await waitFor('the run to end', () => !run.running);
+      assert.equal([...run.run!.pools.values()][0]!.counts.failed, 1);
+      await vscode.commands.executeCommand('poolscope.pauseOnTaskErrorOff');
     });
-    // No breakpoints are set: the first stop must be the pause.
-    const stop = await waitFor('the pause on the task error', () => stops[0]);
-    const frame = await topFrame(stop);
-    assert.equal(frame.name, 'pauseOnTaskError');
-    const evaluated = (await stop.session.customRequest('evaluate', {
-      expression: '`${task.fn} ${task.error.code} ${JSON.stringify(task.args)}`',
-      frameId: frame.id,
-      context: 'repl',
-    })) as { result: string };
-    assert.match(evaluated.result, /fails E_PURPOSE .*E_PURPOSE/);
-    const run = runOf(main)!;
-    const pool = [...run.run!.pools.values()][0]!;
-    assert.equal(pool.counts.failed, 0, 'the pool has not heard of the error yet');
-    await stop.session.customRequest('continue', { threadId: stop.threadId });
-    await waitFor('the run to end', () => !run.running);
-    assert.equal([...run.run!.pools.values()][0]!.counts.failed, 1);
-    await vscode.commands.executeCommand('poolscope.pauseOnTaskErrorOff');
-  });
+  }
 
   test("with traceNodeSessions, the user's own node launch fills the views unchanged", async () => {
     const config = vscode.workspace.getConfiguration('poolscope');
