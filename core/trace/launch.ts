@@ -158,7 +158,11 @@ export async function launchTraced(options: LaunchOptions, runId = newRunId()): 
   const script = checkScript(options.script, cwd);
   const baseEnv = options.env ?? process.env;
   const node = resolveNode(options.node ?? process.execPath, baseEnv);
-  const { server, env: sinkEnv, execArgv } = await openTraceSink(runId, {
+  const {
+    server,
+    env: sinkEnv,
+    execArgv,
+  } = await openTraceSink(runId, {
     packageRoot: options.packageRoot,
     baseEnv,
     onLine: options.onLine,
