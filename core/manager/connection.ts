@@ -11,7 +11,7 @@ import { AuthenticationError, ManagerGoneError, type ManagerGoneReason } from '.
 import type { ManagerTarget } from './address';
 import { offerHandshake } from './auth';
 import { FrameReader, FrameWriter, jsonExact, type Reply, type Request } from './frames';
-import { CLIENT_WAIT_US, LANE_ENABLED, openLane, type ClientLane } from './lane';
+import { CLIENT_SPIN_US, CLIENT_WAIT_US, LANE_ENABLED, openLane, type ClientLane } from './lane';
 import { sharedMemoryAddon } from '../shared/native';
 
 interface Call {
@@ -175,7 +175,7 @@ export class ManagerConnection {
   private awaitLane(id: number): void {
     const lane = this.lane;
     if (!lane || !this.pending.has(id)) return;
-    const text = lane.await(CLIENT_WAIT_US);
+    const text = lane.await(CLIENT_SPIN_US, CLIENT_WAIT_US);
     if (text === undefined) return;
     let r: Reply;
     try {

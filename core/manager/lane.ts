@@ -67,39 +67,22 @@ function envMicros(name: string, fallback: number): number {
 }
 
 /**
- * At most how long a client spins on a lane reply before it sleeps on it (futex). Each side
- * spins adaptively (`Spin`): on a busy machine the peer is often not running, and spinning
- * only takes the CPU it needs.
+ * How long a client spins on a lane reply before it sleeps on it (futex): enough for the server
+ * to serve a call while both run. (Spinning adapted to past waits fell into sleeping on both
+ * sides for good: a side that sleeps makes the other's spin fail.)
  */
-export const CLIENT_SPIN_US = envMicros('POOLSCOPE_MANAGER_CLIENT_SPIN_US', 50);
+export const CLIENT_SPIN_US = envMicros('POOLSCOPE_MANAGER_CLIENT_SPIN_US', 20);
 /** How long in all a client waits for a lane reply before it parks and waits on the socket. */
 export const CLIENT_WAIT_US = envMicros('POOLSCOPE_MANAGER_CLIENT_WAIT_US', 1000);
-/** At most how long the server spins on its lanes after a lane call before it sleeps on its bell. */
+/**
+ * How long the server spins on its lanes after a lane call before it sleeps on its bell: enough
+ * for a client's next awaited call to arrive while both run.
+ */
 export const SERVER_SPIN_US = envMicros('POOLSCOPE_MANAGER_SERVER_SPIN_US', 50);
 /** How long in all the server waits for the next lane call before it goes back to its loop. */
 export const SERVER_WAIT_US = envMicros('POOLSCOPE_MANAGER_SERVER_WAIT_US', 500);
 /** POOLSCOPE_MANAGER_LANE=0 turns the lane off (every call goes by the socket). */
 export const LANE_ENABLED = process.env.POOLSCOPE_MANAGER_LANE !== '0';
-
-/**
- * How long to spin before sleeping, adapted to what spinning gave lately: a wait that ended while
- * spinning lets the next one spin longer (up to `max`), one that had to sleep halves it (down to
- * `max` / 64), as adaptive mutexes do.
- */
-export class Spin {
-  micros: number;
-
-  constructor(readonly max: number) {
-    this.micros = max;
-  }
-
-  /** After a wait: whether it ended while spinning. */
-  update(spun: boolean): void {
-    this.micros = spun
-      ? Math.min(this.max, this.micros * 2)
-      : Math.max(this.max / 64, this.micros / 2);
-  }
-}
 
 /** Writes `text` at `at` if it fits in `max` bytes; returns the byte count, or -1. */
 function put(bytes: Buffer, at: number, max: number, text: string): number {
@@ -131,8 +114,6 @@ class Lane {
 
 /** The client's side of a lane, with the server's bell. */
 export class ClientLane extends Lane {
-  private readonly spin = new Spin(CLIENT_SPIN_US);
-
   constructor(
     addon: SharedMemoryAddon,
     memory: ArrayBuffer,
@@ -171,19 +152,15 @@ export class ClientLane extends Lane {
    * undefined when it will come by the socket instead (this side parked after `waitMicros`, or
    * the server chose the socket).
    */
-  await(waitMicros: number): string | undefined {
+  await(spinMicros: number, waitMicros: number): string | undefined {
     const words = this.words;
     const start = performance.now();
-    const spinUntil = start + this.spin.micros / 1000;
+    const spinUntil = start + spinMicros / 1000;
     const until = start + waitMicros / 1000;
     let spins = 0;
-    let slept = false;
     for (;;) {
       const s = Atomics.load(words, STATE);
-      if (s === REPLIED) {
-        this.spin.update(!slept);
-        return this.takeReply();
-      }
+      if (s === REPLIED) return this.takeReply();
       if (s === IDLE) return undefined;
       // performance.now() costs more than a poll: look at the clock every 64 polls.
       if ((++spins & 63) !== 0) continue;
@@ -194,7 +171,6 @@ export class ClientLane extends Lane {
         if (s === TAKEN && this.cas(TAKEN, PARKED_TAKEN)) return undefined;
         continue;
       }
-      slept = true;
       Atomics.store(words, CLIENT_WAITING, 1);
       this.addon.futexWait(words, STATE, s, until - now);
       Atomics.store(words, CLIENT_WAITING, 0);

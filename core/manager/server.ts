@@ -25,7 +25,6 @@ import {
   POLLING,
   SERVER_SPIN_US,
   SERVER_WAIT_US,
-  Spin,
   type Bell,
   type ServerLane,
 } from './lane';
@@ -371,7 +370,6 @@ class Connection implements Client {
 
 const laneClients = new Set<Connection>();
 let polling = false;
-const spin = new Spin(SERVER_SPIN_US);
 
 function laneRequest(): boolean {
   for (const c of laneClients) if (c.lane!.hasRequest()) return true;
@@ -394,17 +392,13 @@ function pollLanes(): void {
 function spinLanes(): void {
   const b = bell!;
   const start = performance.now();
-  const spinUntil = start + spin.micros / 1000;
+  const spinUntil = start + SERVER_SPIN_US / 1000;
   const until = start + SERVER_WAIT_US / 1000;
   let spins = 0;
-  let slept = false;
   for (;;) {
     let took = false;
     for (const c of laneClients) if (c.pollLane()) took = true;
-    if (took) {
-      spin.update(!slept);
-      return void setImmediate(spinLanes);
-    }
+    if (took) return void setImmediate(spinLanes);
     if ((++spins & 63) !== 0) continue;
     const now = performance.now();
     if (now < spinUntil) continue;
@@ -412,7 +406,6 @@ function spinLanes(): void {
     const count = b.count();
     b.set(ASLEEP_ON_BELL);
     // A call put in a slot just before: its client saw us polling and did not ring.
-    slept = true;
     if (!laneRequest()) b.sleep(count, until - now);
     b.set(POLLING);
   }
