@@ -68,8 +68,9 @@ function envMicros(name: string, fallback: number): number {
 
 /**
  * How long a client spins on a lane reply before it sleeps on it (futex): enough for the server
- * to serve a call while both run. (Spinning adapted to past waits fell into sleeping on both
- * sides for good: a side that sleeps makes the other's spin fail.)
+ * to serve a call while both run. A spin that fails (the server was not running: a busy
+ * machine) makes the client skip spinning for the next 1, 2, 4, ... 64 calls (see `await`); the
+ * server always spins, so a client's spin fails for want of CPU, not because it is asleep.
  */
 export const CLIENT_SPIN_US = envMicros('POOLSCOPE_MANAGER_CLIENT_SPIN_US', 20);
 /** How long in all a client waits for a lane reply before it parks and waits on the socket. */
@@ -114,6 +115,9 @@ class Lane {
 
 /** The client's side of a lane, with the server's bell. */
 export class ClientLane extends Lane {
+  /** Calls left to wait without spinning, and how many the next failed spin skips. */
+  private skip = 0;
+  private backoff = 1;
   constructor(
     addon: SharedMemoryAddon,
     memory: ArrayBuffer,
@@ -155,12 +159,25 @@ export class ClientLane extends Lane {
   await(spinMicros: number, waitMicros: number): string | undefined {
     const words = this.words;
     const start = performance.now();
-    const spinUntil = start + spinMicros / 1000;
+    const spinning = this.skip === 0 && spinMicros > 0;
+    if (!spinning && this.skip > 0) this.skip--;
+    const spinUntil = spinning ? start + spinMicros / 1000 : 0;
     const until = start + waitMicros / 1000;
     let spins = 0;
+    let slept = false;
     for (;;) {
       const s = Atomics.load(words, STATE);
-      if (s === REPLIED) return this.takeReply();
+      if (s === REPLIED) {
+        if (spinning) {
+          if (slept) {
+            this.skip = this.backoff;
+            this.backoff = Math.min(64, this.backoff * 2);
+          } else {
+            this.backoff = 1;
+          }
+        }
+        return this.takeReply();
+      }
       if (s === IDLE) return undefined;
       // performance.now() costs more than a poll: look at the clock every 64 polls.
       if ((++spins & 63) !== 0) continue;
@@ -171,6 +188,7 @@ export class ClientLane extends Lane {
         if (s === TAKEN && this.cas(TAKEN, PARKED_TAKEN)) return undefined;
         continue;
       }
+      slept = true;
       Atomics.store(words, CLIENT_WAITING, 1);
       this.addon.futexWait(words, STATE, s, until - now);
       Atomics.store(words, CLIENT_WAITING, 0);
