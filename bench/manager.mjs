@@ -1,13 +1,15 @@
 // The Manager, side by side with Python's multiprocessing Manager in one run: awaited single
 // calls (Value get), locked increments through a manager Lock (acquire, get, set, release: four
 // awaited calls each) from 2 processes and from 2 threads, Poolscope's atomic `Value.add` from 2
-// processes, and calls pipelined many in flight. Medians of --reps runs, each in a fresh process.
+// processes, and calls pipelined many in flight. Rows marked "socket only" turn the shared-memory
+// lane off (POOLSCOPE_MANAGER_LANE=0), to show what it brings. Medians of --reps runs, each in a fresh process.
 //
 //   node bench/manager.mjs [--reps 3] [--total 10000] [--pipelined 1000000]
 //
 // This file is also the worker module of its own pools (it exports the task functions).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +42,8 @@ async function measure(scenario, total) {
   const lock = await m.Lock();
   let seconds;
   if (scenario === 'get') {
-    await v.get();
+    // Warm-up, as on Python's side: 1,000 calls (Node's JIT compiles the path meanwhile).
+    for (let i = 0; i < 1000; i++) await v.get();
     const t0 = performance.now();
     for (let i = 0; i < total; i++) await v.get();
     seconds = (performance.now() - t0) / 1000;
@@ -88,23 +91,39 @@ async function main() {
   if (!existsSync(join(root, 'dist/core/index.js')))
     execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const poolscope = (scenario, n) => {
+  const poolscope = (scenario, n, env) => {
     const out = execFileSync(
       process.execPath,
       [here, '--measure', scenario, '--total', String(n)],
-      { encoding: 'utf8', timeout: 300_000 },
+      { encoding: 'utf8', timeout: 300_000, env: { ...process.env, ...env } },
     );
     return JSON.parse(out.trim().split('\n').pop()).rate;
   };
   const rows = [
-    // [label, unit, Poolscope scenario, count, Python key to compare with]
+    // [label, unit, Poolscope scenario, count, Python key to compare with, env]
     ['awaited Value get, 1 client', 'calls/s', 'get', total, 'get'],
+    [
+      'awaited Value get, 1 client, socket only (no lane)',
+      'calls/s',
+      'get',
+      total,
+      'get',
+      { POOLSCOPE_MANAGER_LANE: '0' },
+    ],
     [
       'locked increments, 2 processes',
       'increments/s',
       'lockedIncrements:process',
       total,
       'locked_processes',
+    ],
+    [
+      'locked increments, 2 processes, socket only (no lane)',
+      'increments/s',
+      'lockedIncrements:process',
+      total,
+      'locked_processes',
+      { POOLSCOPE_MANAGER_LANE: '0' },
     ],
     [
       'locked increments, 2 threads',
@@ -132,7 +151,7 @@ async function main() {
   const python = {};
   let pythonVersion = 'n/a';
   for (let rep = 0; rep < reps; rep++) {
-    rows.forEach(([, , scenario, n], i) => ours[i].push(poolscope(scenario, n)));
+    rows.forEach(([, , scenario, n, , env], i) => ours[i].push(poolscope(scenario, n, env)));
     const py = spawnSync('python3', [join(root, 'bench/manager_py.py'), String(total)], {
       encoding: 'utf8',
       timeout: 300_000,
@@ -148,7 +167,9 @@ async function main() {
   }
   const fmt = (x) => Math.round(x).toLocaleString('en-US');
   console.log(`# Manager: Poolscope vs Python's multiprocessing Manager (median of ${reps})\n`);
-  console.log(`Node ${process.version}, Python ${pythonVersion}, ${new Date().toISOString()}\n`);
+  console.log(`Node ${process.version}, Python ${pythonVersion}, ${new Date().toISOString()}`);
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  console.log(`${availableParallelism()} CPUs, load average ${load} at the end\n`);
   console.log('| operation | Poolscope | Python | Poolscope / Python |');
   console.log('|---|---:|---:|---:|');
   const pyLabel = {

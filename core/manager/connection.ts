@@ -10,12 +10,22 @@ import { decodeThrown, type ThrownRecord } from '../error-codec';
 import { AuthenticationError, ManagerGoneError, type ManagerGoneReason } from '../errors';
 import type { ManagerTarget } from './address';
 import { offerHandshake } from './auth';
-import { FrameReader, FrameWriter, type Reply, type Request } from './frames';
+import { FrameReader, FrameWriter, jsonExact, type Reply, type Request } from './frames';
+import { CLIENT_SPIN_US, CLIENT_WAIT_US, LANE_ENABLED, openLane, type ClientLane } from './lane';
+import { sharedMemoryAddon } from '../shared/native';
 
 interface Call {
   resolve(value: unknown): void;
   reject(err: Error): void;
   what: string;
+}
+
+/** The server's first message on a connection. */
+interface Hello {
+  pid: number;
+  manager: string;
+  /** The fast lane's segment, for a client that can open it (lane.ts). */
+  lane?: { fd: number; bell: number };
 }
 
 /** How the manager ended, as far as this process knows. */
@@ -59,6 +69,14 @@ export class ManagerConnection {
   private closing = false;
   private connected = false;
   private held: Request[] = [];
+  /** The shared-memory fast lane to a local server (lane.ts), once opened. */
+  private lane: ClientLane | undefined;
+  /** @internal Calls that left by the lane (for tests). */
+  laneCalls = 0;
+  private readonly ring = (): void => {
+    this.writer.send([0, 0, 'lane', []]);
+    this.writer.flush();
+  };
 
   /**
    * `explain` is asked how the manager ended when the connection breaks (the owner knows its
@@ -118,7 +136,7 @@ export class ManagerConnection {
     if (this.pending.size === 0) this.socket.unref();
     const reader = new FrameReader((replies) => {
       for (const r of replies as Reply[]) {
-        if (r[0] === 0) this.serverPid = (r[2] as { pid: number }).pid;
+        if (r[0] === 0) this.hello(r[2] as Hello);
         else this.settle(r[0], r[1] !== 0, r[2]);
       }
     });
@@ -134,6 +152,39 @@ export class ManagerConnection {
     if (rest.length > 0) reader.push(rest);
     for (const req of this.held) this.writer.send(req);
     this.held = [];
+  }
+
+  private hello(hello: Hello): void {
+    this.serverPid = hello.pid;
+    if (!hello.lane) return;
+    let opened = false;
+    const addon = LANE_ENABLED && 'path' in this.target ? sharedMemoryAddon(false) : undefined;
+    if (addon) {
+      try {
+        this.lane = openLane(addon, hello.pid, hello.lane);
+        opened = true;
+      } catch {
+        // Another machine or namespace, or not allowed to open the server's memory: the socket.
+      }
+    }
+    // The server closes its end of the segment either way.
+    this.notify('lane', [opened]);
+  }
+
+  /** Spins on the lane for call `id`'s reply; when it comes by the socket instead, leaves it. */
+  private awaitLane(id: number): void {
+    const lane = this.lane;
+    if (!lane || !this.pending.has(id)) return;
+    const text = lane.await(CLIENT_SPIN_US, CLIENT_WAIT_US);
+    if (text === undefined) return;
+    let r: Reply;
+    try {
+      r = JSON.parse(text) as Reply;
+    } catch (err) {
+      this.socket.destroy(err as Error);
+      return;
+    }
+    this.settle(r[0], r[1] !== 0, r[2]);
   }
 
   private settle(id: number, ok: boolean, value: unknown): void {
@@ -159,10 +210,23 @@ export class ManagerConnection {
     while (n > 0 && args[n - 1] === undefined) n--;
     if (n < args.length) args = args.slice(0, n);
     const id = this.nextCall++;
+    const req: Request = [id, object, method, args];
+    // Alone in flight, as JSON: by the shared-memory lane, earlier frames leaving first.
+    if (this.lane && this.pending.size === 0 && this.lane.idle() && jsonExact(req)) {
+      this.writer.flush();
+      if (this.lane.send(JSON.stringify(req), this.writer.framesSent, this.ring)) {
+        this.laneCalls++;
+        return new Promise((resolve, reject) => {
+          this.pending.set(id, { resolve, reject, what });
+          this.socket.ref();
+          queueMicrotask(() => this.awaitLane(id));
+        });
+      }
+    }
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, what });
       if (this.pending.size === 1) this.socket.ref();
-      this.push([id, object, method, args]);
+      this.push(req);
     });
   }
 
@@ -174,6 +238,11 @@ export class ManagerConnection {
   private push(req: Request): void {
     if (this.connected) this.writer.send(req);
     else this.held.push(req);
+  }
+
+  /** @internal Whether calls may take the shared-memory lane. */
+  hasLane(): boolean {
+    return this.lane !== undefined;
   }
 
   isGone(): boolean {
@@ -247,6 +316,7 @@ export class ManagerConnection {
     };
     const calls = [...this.pending.values()];
     this.pending.clear();
+    this.lane = undefined;
     this.held = [];
     this.socket.unref();
     for (const call of calls) call.reject(error ?? this.goneError(call.what, this.gone));

@@ -21,7 +21,7 @@ const V8_FRAME = 0x56;
 const MAX_DEPTH = 32;
 
 /** Whether JSON.parse(JSON.stringify(value)) gives back exactly `value`. */
-function jsonExact(value: unknown, depth: number): boolean {
+export function jsonExact(value: unknown, depth = 0): boolean {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -127,6 +127,8 @@ export function encodeFrame(messages: unknown[]): Buffer {
 export class FrameWriter<M> {
   private outbox: M[] = [];
   private scheduled = false;
+  /** Frames written so far (the fast lane orders its calls after them: lane.ts). */
+  framesSent = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -163,6 +165,7 @@ export class FrameWriter<M> {
       if (good.length === 0) return;
       frame = encodeFrame(good);
     }
+    this.framesSent++;
     this.socket.write(frame);
   }
 }

@@ -15,7 +15,19 @@ import { tracer } from '../trace/emitter';
 import type { TypeCode } from '../shared/ctypes';
 import { formatAddress, type FromServer, type ToServer } from './address';
 import { acceptHandshake, keyBytes } from './auth';
-import { FrameReader, FrameWriter, type Reply, type Request } from './frames';
+import { FrameReader, FrameWriter, jsonExact, type Reply, type Request } from './frames';
+import {
+  ASLEEP_IN_LOOP,
+  ASLEEP_ON_BELL,
+  createBell,
+  createLane,
+  LANE_ENABLED,
+  POLLING,
+  SERVER_SPIN_US,
+  SERVER_WAIT_US,
+  type Bell,
+  type ServerLane,
+} from './lane';
 import {
   ServerArray,
   ServerBarrier,
@@ -49,6 +61,8 @@ const ops: Record<string, number> = {};
 let managerId = '';
 let socketDir: string | undefined;
 let server: Server | undefined;
+/** The bell of the shared-memory fast lanes (lane.ts), when clients get them: a Unix socket. */
+let bell: Bell | undefined;
 
 function send(msg: FromServer): void {
   if (process.connected) process.send!(msg);
@@ -140,6 +154,13 @@ class Connection implements Client {
   /** Object id → how many proxies in this client hold it. */
   private readonly held = new Map<number, number>();
   private readonly writer: FrameWriter<Reply>;
+  /** Frames read from the socket so far (a lane call waits for those sent before it). */
+  private framesRead = 0;
+  lane: ServerLane | undefined;
+  /** The lane segment's fd, until the client has opened it (or declined). */
+  private laneFd: number | undefined;
+  /** The call taken from the lane and not yet answered (0: none). */
+  private laneCall = 0;
 
   constructor(private readonly socket: Socket) {
     this.writer = new FrameWriter<Reply>(socket, (reply, err) => {
@@ -151,6 +172,8 @@ class Connection implements Client {
   start(rest: Buffer): void {
     const reader = new FrameReader((messages) => {
       for (const m of messages) this.handle(m as Request);
+      this.framesRead++;
+      if (this.lane?.hasRequest()) pollLanes();
     });
     const feed = (chunk: Buffer): void => {
       try {
@@ -162,7 +185,19 @@ class Connection implements Client {
     this.socket.on('data', feed);
     this.socket.on('close', () => this.close());
     clients.add(this);
-    this.writer.send([0, 1, { pid: process.pid, manager: managerId }]);
+    const hello: Record<string, unknown> = { pid: process.pid, manager: managerId };
+    const addon = bell ? sharedMemoryAddon(false) : undefined;
+    if (addon) {
+      try {
+        const { fd, lane } = createLane(addon);
+        this.laneFd = fd;
+        this.lane = lane;
+        hello.lane = { fd, bell: bell!.fd };
+      } catch {
+        // No memfd here: this client uses the socket alone.
+      }
+    }
+    this.writer.send([0, 1, hello]);
     if (rest.length > 0) feed(rest);
   }
 
@@ -191,10 +226,37 @@ class Connection implements Client {
     if (entry && --entry.refs <= 0) objects.delete(id);
   }
 
+  private laneOpened(opened: boolean): void {
+    if (this.laneFd !== undefined) sharedMemoryAddon(false)?.closeFd(this.laneFd);
+    this.laneFd = undefined;
+    if (opened && this.lane) laneClients.add(this);
+    else this.lane = undefined;
+  }
+
+  /** Takes and serves the lane's pending call, if it may; whether it did. */
+  pollLane(): boolean {
+    if (this.laneCall !== 0 || this.closed) return false;
+    const text = this.lane!.take(this.framesRead);
+    if (text === undefined) return false;
+    let req: Request;
+    try {
+      req = JSON.parse(text) as Request;
+      if (!Array.isArray(req) || typeof req[0] !== 'number' || req[0] <= 0) throw new Error();
+    } catch {
+      this.socket.destroy();
+      return false;
+    }
+    this.laneCall = req[0];
+    this.handle(req);
+    return true;
+  }
+
   private close(): void {
     if (this.closed) return;
     this.closed = true;
     clients.delete(this);
+    laneClients.delete(this);
+    this.laneOpened(false);
     // Its waiters leave their queues, and the locks it holds pass to the next in line.
     for (const fn of [...this.closers]) fn();
     this.closers.clear();
@@ -207,9 +269,17 @@ class Connection implements Client {
 
   private reply(id: number, ok: boolean, value: unknown): void {
     if (id === 0 || this.closed) return;
-    this.writer.send(
-      !ok ? [id, 0, encodeThrown(value)] : value === undefined ? [id, 2] : [id, 1, value],
-    );
+    const message: Reply = !ok
+      ? [id, 0, encodeThrown(value)]
+      : value === undefined
+        ? [id, 2]
+        : [id, 1, value];
+    if (id === this.laneCall) {
+      this.laneCall = 0;
+      // In the slot if the client still spins on it and JSON carries it; else by the socket.
+      if (this.lane!.reply(jsonExact(message) ? JSON.stringify(message) : undefined)) return;
+    }
+    this.writer.send(message);
   }
 
   private handle([id, target, method, args]: Request): void {
@@ -221,6 +291,12 @@ class Connection implements Client {
       return;
     }
     if (result instanceof Promise) {
+      // A lane call that waits (a contended lock, an empty queue): its client stops waiting on
+      // the lane, and the answer comes by the socket.
+      if (id === this.laneCall) {
+        this.laneCall = 0;
+        this.lane!.reply(undefined);
+      }
       result.then(
         (value) => this.reply(id, true, value),
         (err) => this.reply(id, false, err),
@@ -244,6 +320,11 @@ class Connection implements Client {
         return publish(args[0] as string, args[1] as number);
       case 'lookup':
         return this.lookup(args[0] as string);
+      case 'lane':
+        // [opened]: the client's answer to the offer; []: a ring (a lane call while asleep).
+        if (args.length > 0) this.laneOpened(args[0] === true);
+        else if (this.lane) pollLanes();
+        return undefined;
       default:
         throw new TypeError(`the manager has no operation '${method}'`);
     }
@@ -283,6 +364,58 @@ class Connection implements Client {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+// ---- The fast lanes (lane.ts): polled for a while after each lane call, then asleep until rung.
+
+const laneClients = new Set<Connection>();
+let polling = false;
+
+function laneRequest(): boolean {
+  for (const c of laneClients) if (c.lane!.hasRequest()) return true;
+  return false;
+}
+
+/** Starts polling the lanes, unless it is going on. */
+function pollLanes(): void {
+  if (polling || !bell) return;
+  polling = true;
+  bell.set(POLLING);
+  spinLanes();
+}
+
+/**
+ * Serves lane calls as they come: spins for SERVER_SPIN_US, then sleeps on the bell, for
+ * SERVER_WAIT_US in all after the last call; after each call, one turn of the event loop
+ * (replies that wait on promises, the sockets, the owner's messages).
+ */
+function spinLanes(): void {
+  const b = bell!;
+  const start = performance.now();
+  const spinUntil = start + SERVER_SPIN_US / 1000;
+  const until = start + SERVER_WAIT_US / 1000;
+  let spins = 0;
+  for (;;) {
+    let took = false;
+    for (const c of laneClients) if (c.pollLane()) took = true;
+    if (took) return void setImmediate(spinLanes);
+    if ((++spins & 63) !== 0) continue;
+    const now = performance.now();
+    if (now < spinUntil) continue;
+    if (now >= until) break;
+    const count = b.count();
+    b.set(ASLEEP_ON_BELL);
+    // A call put in a slot just before: its client saw us polling and did not ring.
+    if (!laneRequest()) b.sleep(count, until - now);
+    b.set(POLLING);
+  }
+  b.set(ASLEEP_IN_LOOP);
+  // Likewise, a call put in a slot as we said we go back to the event loop.
+  if (laneRequest()) {
+    b.set(POLLING);
+    return void setImmediate(spinLanes);
+  }
+  polling = false;
 }
 
 // ---- Operation counts in the trace: running totals, at most one event per interval, when changed.
@@ -343,6 +476,14 @@ function listen(init: Extract<ToServer, { t: 'init' }>): void {
   managerId = init.manager;
   socketDir = init.dir;
   const key = keyBytes(init.authkey);
+  const addon = LANE_ENABLED && 'path' in init.listen ? sharedMemoryAddon(false) : undefined;
+  if (addon) {
+    try {
+      bell = createBell(addon);
+    } catch {
+      // No memfd: every client uses the socket alone.
+    }
+  }
   server = createServer({ noDelay: true }, (socket) => {
     socket.on('error', () => {});
     acceptHandshake(socket, key).then(
