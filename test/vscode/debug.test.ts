@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
+import { alive, waitFor } from './util';
 import type { PoolscopeApi } from '../../extension/extension';
 import type { RunSession } from '../../extension/run-session';
 
@@ -15,29 +16,6 @@ interface Stop {
   threadId: number;
   reason: string;
 }
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false,
-  ms = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 suite('Poolscope in debugging sessions', () => {
   let api: PoolscopeApi;

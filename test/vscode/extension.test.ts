@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
+import { alive, waitFor } from './util';
 import type { PoolscopeApi } from '../../extension/extension';
 import type { RunSession } from '../../extension/run-session';
 import type { TreeNode, NodeTreeProvider } from '../../extension/views/node';
@@ -15,20 +16,6 @@ const example = (name: string): vscode.Uri => vscode.Uri.file(join(root(), 'exam
 
 let api: PoolscopeApi;
 let scratch: string;
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function label(tree: NodeTreeProvider, node: TreeNode): string {
   const l = tree.getTreeItem(node).label;
@@ -70,15 +57,6 @@ async function runToEnd(uri: vscode.Uri): Promise<RunSession> {
   await waitFor(`${uri.fsPath} to end`, () => !session.running, 60_000);
   api.registry.flush();
   return session;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 suiteSetup(async () => {

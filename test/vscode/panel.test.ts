@@ -4,6 +4,7 @@
 import * as assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
+import { waitFor } from './util';
 import type { PoolscopeApi } from '../../extension/extension';
 import type { RunSession } from '../../extension/run-session';
 import type { TaskNode } from '../../extension/views/runs-tree';
@@ -11,20 +12,6 @@ import type { TreeNode } from '../../extension/views/node';
 import type { HostMessage } from '../../webview/protocol';
 
 const root = (): string => vscode.workspace.workspaceFolders![0]!.uri.fsPath;
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 suite('Poolscope concurrency panel', () => {
   let api: PoolscopeApi;
