@@ -215,7 +215,8 @@ try {
   const stats = await frame.evaluate(async () => {
     for (let i = 0; i < 100; i++) {
       const s = window.__poolscopePanel.stats();
-      if (s.bars >= 9) return s;
+      const drawn = s.lanes.reduce((n, l) => n + l.visible, 0);
+      if (s.bars >= 9 && drawn >= 9) return s;
       await new Promise((r) => setTimeout(r, 100));
     }
     return window.__poolscopePanel.stats();
@@ -231,7 +232,8 @@ try {
     `timeline marks the worker exit: ${exits.join(', ')}`,
   );
   await page.screenshot({ path: join(ARTIFACTS, 'ui-5-panel-timeline.png') });
-  const pool = stats.lanes[0].pool;
+  const pool = stats.lanes[0]?.pool;
+  if (!pool) throw new Error('the timeline drew no lanes');
   // The bars of a 3-second run are a few pixels wide: zoom in with the wheel over the bar, as a
   // person would, then click it where it is on the page (the webview's iframes offset it).
   const frameBox = await (await frame.frameElement()).boundingBox();
