@@ -78,15 +78,19 @@ export class RunSession implements vscode.Disposable {
     });
   }
 
-  /** Starts the script; throws a LaunchError (no session left behind) when it cannot start. */
-  static async launch(request: LaunchRequest): Promise<RunSession> {
-    const session = new RunSession(
+  private static running(request: LaunchRequest): RunSession {
+    return new RunSession(
       request,
       request.script,
       'running',
       request.tasksPerPool,
       request.timelineTasks,
     );
+  }
+
+  /** Starts the script; throws a LaunchError (no session left behind) when it cannot start. */
+  static async launch(request: LaunchRequest): Promise<RunSession> {
+    const session = RunSession.running(request);
     try {
       await session.start(request);
     } catch (err) {
@@ -102,13 +106,7 @@ export class RunSession implements vscode.Disposable {
    */
   static async forDebug(request: LaunchRequest): Promise<{ session: RunSession; sink: TraceSink }> {
     checkScript(request.script, request.cwd);
-    const session = new RunSession(
-      request,
-      request.script,
-      'running',
-      request.tasksPerPool,
-      request.timelineTasks,
-    );
+    const session = RunSession.running(request);
     try {
       session.sink = await openTraceSink(session.id, {
         packageRoot: PACKAGE_ROOT,

@@ -21,7 +21,8 @@ import {
 } from './sync';
 import { SharedArray, Value, type SharedDescriptor, type TypeSpec } from './values';
 
-const TAG = '__poolscope_shared__';
+/** Marks a shared object's descriptor among a task's arguments. */
+export const TAG = '__poolscope_shared__';
 
 type Marked =
   | { [TAG]: 'value'; d: SharedDescriptor }

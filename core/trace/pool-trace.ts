@@ -6,6 +6,7 @@ import { inspect } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../backend/worker-handle';
 import type { Tracer } from './emitter';
+import { TAG as SHARED_TAG } from '../shared/marshal';
 import { errorInfo, preview } from './error-info';
 
 type Kind = 'apply' | 'map' | 'starmap' | 'imap' | 'imapUnordered';
@@ -150,8 +151,6 @@ export class PoolTrace {
     };
   }
 }
-
-const SHARED_TAG = '__poolscope_shared__';
 
 function isSharedMark(arg: unknown): boolean {
   return typeof arg === 'object' && arg !== null && SHARED_TAG in arg;

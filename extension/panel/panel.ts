@@ -5,7 +5,7 @@
  * it asks for a snapshot when it comes back, and a serializer brings it back after a reload.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import * as vscode from 'vscode';
 import { exportPerfetto } from '../../core/trace/perfetto';
@@ -18,6 +18,7 @@ import {
 } from '../../webview/protocol';
 import type { RunSession } from '../run-session';
 import type { RunRegistry } from '../runs';
+import { frameUri } from '../views/error-nodes';
 import { panelHtml } from './html';
 import { RunFeed } from './snapshot';
 
@@ -233,12 +234,8 @@ export class ConcurrencyPanel implements vscode.Disposable {
   }
 
   private async openFrame(file: string, line?: number, column?: number): Promise<void> {
-    const uri = file.startsWith('file://')
-      ? vscode.Uri.parse(file)
-      : file.startsWith('/')
-        ? vscode.Uri.file(file)
-        : undefined;
-    if (!uri || !existsSync(uri.fsPath) || !statSync(uri.fsPath).isFile()) {
+    const uri = frameUri({ file, raw: file });
+    if (!uri) {
       void vscode.window.showInformationMessage(
         `Poolscope: ${file} is not a file on this machine.`,
       );

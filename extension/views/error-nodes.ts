@@ -3,7 +3,7 @@
  * expandable), the cause chain, AggregateError members, and stack frames that open the source
  * at the line. Shared by the Runs and Errors trees.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import * as vscode from 'vscode';
 import type { ErrorInfo, StackFrame } from '../../core/trace/protocol';
 import { icon, preview, SimpleNode, taggedText, treeItem, type TreeNode } from './node';
@@ -22,7 +22,7 @@ export function frameUri(frame: StackFrame): vscode.Uri | undefined {
     : file.startsWith('/')
       ? vscode.Uri.file(file)
       : undefined;
-  return uri && existsSync(uri.fsPath) ? uri : undefined;
+  return uri && existsSync(uri.fsPath) && statSync(uri.fsPath).isFile() ? uri : undefined;
 }
 
 /** The frame a user most likely wants: the first in their own code (not node:, not Poolscope). */
