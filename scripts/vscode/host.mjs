@@ -5,6 +5,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import {
   existsSync,
+  readFileSync,
   mkdirSync,
   mkdtempSync,
   createWriteStream,
@@ -12,6 +13,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -116,7 +118,7 @@ export async function startCodeServer({
   settings = {},
   scratch,
 }) {
-  const tmp = scratch ?? mkdtempSync(join(CACHE, 'run-'));
+  const tmp = scratch ?? newScratch('run');
   for (const d of ['home', 'udd/User', 'exts', 'chrome', 'tmp'])
     mkdirSync(join(tmp, d), { recursive: true });
   writeFileSync(
@@ -239,9 +241,29 @@ export function launchChromium(tmp, env, viewport = { width: 1400, height: 900 }
   });
 }
 
-export function removeScratch(tmp) {
-  if (process.env.KEEP_SCRATCH) log('kept', tmp);
-  else rmSync(tmp, { recursive: true, force: true });
+/**
+ * A fresh scratch folder for one run, under the system's temp dir with a short name: code-server
+ * and Chromium put Unix sockets in it, and a socket path may not exceed 107 bytes (a scratch
+ * inside a deep checkout's cache went past that).
+ */
+export function newScratch(kind) {
+  return mkdtempSync(join(tmpdir(), `psv-${kind}-`));
+}
+
+/** Removes a run's scratch; with KEEP_SCRATCH set, keeps it (server log, profile) and says where. */
+export function removeScratch(tmp, failed = false) {
+  if (process.env.KEEP_SCRATCH) {
+    log('kept', tmp);
+    return;
+  }
+  if (failed) {
+    const serverLog = join(tmp, 'server.log');
+    if (existsSync(serverLog)) {
+      const tail = readFileSync(serverLog, 'utf8').split('\n').slice(-20).join('\n');
+      console.log(`code-server log (last lines; KEEP_SCRATCH=1 keeps the scratch):\n${tail}`);
+    }
+  }
+  rmSync(tmp, { recursive: true, force: true });
 }
 
 if (process.argv[1] === new URL(import.meta.url).pathname) ensureHost();

@@ -1,12 +1,12 @@
 // Runs the mocha suite in out/test/vscode inside a real VS Code extension host (code-server),
 // with this repository as the development extension and as the workspace.
 // usage: node scripts/vscode/run-suite.mjs [grep]      exit code: 0 when every test passed
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CACHE,
   ensureHost,
   launchChromium,
+  newScratch,
   removeScratch,
   ROOT,
   startCodeServer,
@@ -27,7 +27,7 @@ let exitCode = 1;
 let cs;
 let browser;
 try {
-  const scratch = mkdtempSync(join(CACHE, 'run-'));
+  const scratch = newScratch('suite');
   const results = join(scratch, 'results.json');
   // The extension host inherits code-server's environment: this is how the suite reports back.
   process.env.POOLSCOPE_TEST_RESULTS = results;
@@ -93,8 +93,7 @@ try {
   }
   if (cs) {
     // On failure keep the server log and profile for a look; the cache folder is git-ignored.
-    if (exitCode !== 0) console.log(`vscode: scratch kept for inspection: ${cs.tmp}`);
-    else removeScratch(cs.tmp);
+    removeScratch(cs.tmp, exitCode !== 0);
   }
 }
 process.exit(exitCode);

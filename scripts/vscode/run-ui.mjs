@@ -3,12 +3,12 @@
 // palette, opens the Poolscope container, expands the run, and checks what a person would read:
 // a worker's exit code and a failed task's error. Screenshots go to test-artifacts/.
 // usage: node scripts/vscode/run-ui.mjs <poolscope.vsix>      exit code 0 when all was seen
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
-  CACHE,
   ensureHost,
   launchChromium,
+  newScratch,
   removeScratch,
   ROOT,
   startCodeServer,
@@ -35,7 +35,7 @@ try {
   cs = await startCodeServer({
     workspace: ROOT,
     vsix: [vsix],
-    scratch: mkdtempSync(join(CACHE, 'ui-')),
+    scratch: newScratch('ui'),
     // Keep the Poolscope views in the side bar when the debugger stops.
     settings: { 'debug.openDebug': 'neverOpen', 'debug.showInStatusBar': 'always' },
   });
@@ -344,8 +344,7 @@ try {
     failed = true;
     console.log(`ui: ${left.length} processes were left behind (now killed)`);
   }
-  if (cs && !failed) removeScratch(cs.tmp);
-  else if (cs) console.log(`ui: scratch kept for inspection: ${cs.tmp}`);
+  if (cs) removeScratch(cs.tmp, failed);
 }
 const ok = !failed && checks.length > 0 && checks.every((c) => c.ok);
 console.log(
