@@ -17,11 +17,6 @@ const PENDING = 0;
 const FULFILLED = 1;
 const REJECTED = 2;
 
-interface Waiter {
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
-}
-
 /**
  * The result of `applyAsync`: `get(timeout)`, `wait(timeout)`, `ready()`, `successful()`, and
  * awaitable. `get` with a timeout rejects with `TimeoutError` while the task keeps running.
@@ -29,7 +24,10 @@ interface Waiter {
 export class AsyncResult<T> implements PromiseLike<T>, TaskSink {
   private state: 0 | 1 | 2 = PENDING;
   private value: unknown;
-  private waiters: Waiter[] | undefined;
+  /** Made on the first `then`/`get`: a callback-only caller never pays for a promise. */
+  private promise: Promise<unknown> | undefined;
+  private resolvePromise: ((value: unknown) => void) | undefined;
+  private rejectPromise: ((err: unknown) => void) | undefined;
 
   /** @internal */
   constructor(
@@ -56,11 +54,9 @@ export class AsyncResult<T> implements PromiseLike<T>, TaskSink {
     if (ok && this.callback) this.runCallback('callback', this.callback, value);
     else if (!ok && this.errorCallback)
       this.runCallback('errorCallback', this.errorCallback, value);
-    const waiters = this.waiters;
-    this.waiters = undefined;
-    if (waiters) {
-      for (const w of waiters) (ok ? w.resolve : w.reject)(value);
-    }
+    if (ok) this.resolvePromise?.(value);
+    else this.rejectPromise?.(value);
+    this.resolvePromise = this.rejectPromise = undefined;
   }
 
   private runCallback(
@@ -88,10 +84,18 @@ export class AsyncResult<T> implements PromiseLike<T>, TaskSink {
     return this.state === FULFILLED;
   }
 
-  private waitSettled(): Promise<unknown> {
-    if (this.state === FULFILLED) return Promise.resolve(this.value);
-    if (this.state === REJECTED) return Promise.reject(this.value);
-    return new Promise((resolve, reject) => (this.waiters ??= []).push({ resolve, reject }));
+  /** One promise of the outcome, shared by every `then` and `get`. */
+  private settled(): Promise<unknown> {
+    if (this.promise) return this.promise;
+    if (this.state === FULFILLED) this.promise = Promise.resolve(this.value);
+    else if (this.state === REJECTED) this.promise = Promise.reject(this.value);
+    else {
+      this.promise = new Promise((resolve, reject) => {
+        this.resolvePromise = resolve;
+        this.rejectPromise = reject;
+      });
+    }
+    return this.promise;
   }
 
   /**
@@ -99,7 +103,7 @@ export class AsyncResult<T> implements PromiseLike<T>, TaskSink {
    * not finished by then; the task keeps running and a later `get()` can still have its value.
    */
   get(timeoutMs?: number): Promise<T> {
-    if (timeoutMs === undefined || this.state !== PENDING) return this.waitSettled() as Promise<T>;
+    if (timeoutMs === undefined || this.state !== PENDING) return this.settled() as Promise<T>;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.observer?.getTimedOut(timeoutMs);
@@ -110,16 +114,16 @@ export class AsyncResult<T> implements PromiseLike<T>, TaskSink {
           ),
         );
       }, timeoutMs);
-      (this.waiters ??= []).push({
-        resolve: (v) => {
+      this.settled().then(
+        (v) => {
           clearTimeout(timer);
           resolve(v as T);
         },
-        reject: (e) => {
+        (e: unknown) => {
           clearTimeout(timer);
           reject(e);
         },
-      });
+      );
     });
   }
 
@@ -136,7 +140,7 @@ export class AsyncResult<T> implements PromiseLike<T>, TaskSink {
     onFulfilled?: ((value: T) => A | PromiseLike<A>) | null,
     onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
   ): Promise<A | B> {
-    return (this.waitSettled() as Promise<T>).then(onFulfilled, onRejected);
+    return (this.settled() as Promise<T>).then(onFulfilled, onRejected);
   }
 
   catch<B = never>(onRejected: (reason: unknown) => B | PromiseLike<B>): Promise<T | B> {

@@ -35,7 +35,14 @@ import {
 } from './errors';
 import { now, tracer } from './trace/emitter';
 import { PoolTrace } from './trace/pool-trace';
-import { Outcome, TaskKind, type FromWorker, type ResultMessage, type TaskMessage } from './wire';
+import {
+  Outcome,
+  RESULT_STRIDE,
+  TaskKind,
+  type FromWorker,
+  type ResultBatch,
+  type TaskBatch,
+} from './wire';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyFunction = (...args: any[]) => unknown;
@@ -66,6 +73,13 @@ export interface PoolOptions {
   execArgv?: string[];
   /** Heap limits for worker threads. */
   resourceLimits?: ResourceLimits;
+  /**
+   * Where tasks were submitted, for their errors' stacks. `'burst'` (default) records the site of
+   * the first few tasks of each function in one synchronous run of your code, and gives later
+   * ones of that run the last recorded site (their stack says so); `'every'` records each task's
+   * own site, which costs a stack capture (2-6 µs) per task.
+   */
+  submitStacks?: 'burst' | 'every';
 }
 
 export interface ApplyOptions<T> {
@@ -104,6 +118,16 @@ export function defaultChunksize(items: number, workers: number): number {
 
 type Api = 'apply' | 'map' | 'starmap' | 'imap' | 'imapUnordered';
 
+/** Where a task was submitted: a captured stack, shared by the later tasks of a burst. */
+interface SubmitSite {
+  stack?: string;
+  /** The task the stack was captured for. */
+  readonly task: number;
+}
+
+/** Tasks of one function, in one synchronous burst, that get a stack of their own. */
+const EXACT_SITES_PER_BURST = 8;
+
 class Task {
   slot: WorkerSlot | undefined;
   timer: NodeJS.Timeout | undefined;
@@ -121,7 +145,7 @@ class Task {
     readonly offset: number,
     readonly count: number,
     readonly timeoutMs: number | undefined,
-    readonly caller: { stack?: string },
+    readonly caller: SubmitSite,
   ) {}
 
   describe(): string {
@@ -265,6 +289,12 @@ function defineLazy(target: object, key: string, compute: () => string): void {
   });
 }
 
+function captureSite(task: number, publicMethod: AnyFunction): SubmitSite {
+  const site = { task };
+  Error.captureStackTrace(site, publicMethod);
+  return site;
+}
+
 function framesOf(stack: string | undefined): string {
   if (!stack) return '';
   const at = stack.indexOf('\n    at ');
@@ -310,6 +340,9 @@ export class Pool extends EventEmitter {
   private finished: Promise<void> | undefined;
   /** Present only when a trace sink is attached. */
   private readonly trace = tracer ? new PoolTrace(tracer, this.id) : undefined;
+  /** Submit sites recorded in the current synchronous burst, by method and function. */
+  private readonly burst = new Map<AnyFunction, Map<string, { site: SubmitSite; exact: number }>>();
+  private burstOpen = false;
 
   constructor(options: PoolOptions) {
     super();
@@ -396,9 +429,8 @@ export class Pool extends EventEmitter {
     }
     this.checkRunning(`applyAsync('${name}')`);
     if (hasShared(args)) args = this.sharedArgs(args, name);
-    const caller = {};
-    Error.captureStackTrace(caller, publicMethod);
     const id = this.nextTaskId++;
+    const caller = this.submitSite(id, name, publicMethod);
     const result = new AsyncResult<unknown>(
       `task #${id} ${name}()`,
       options.callback,
@@ -409,6 +441,32 @@ export class Pool extends EventEmitter {
     const timeout = options.timeout ?? this.options.timeout;
     this.enqueue(new Task('apply', id, name, args, TaskKind.Apply, result, 0, 1, timeout, caller));
     return result;
+  }
+
+  /**
+   * The submit site of task `id`. A stack capture costs more than the rest of submitting a
+   * trivial task, so in a burst (a loop of applyAsync) only the first few tasks of each function
+   * get their own; the rest share the last one, which their error's stack says.
+   */
+  private submitSite(id: number, name: string, publicMethod: AnyFunction): SubmitSite {
+    if (this.options.submitStacks === 'every') return captureSite(id, publicMethod);
+    let byName = this.burst.get(publicMethod);
+    if (!byName) this.burst.set(publicMethod, (byName = new Map()));
+    const seen = byName.get(name);
+    if (seen && seen.exact >= EXACT_SITES_PER_BURST) return seen.site;
+    const site = captureSite(id, publicMethod);
+    if (seen) {
+      seen.site = site;
+      seen.exact++;
+    } else byName.set(name, { site, exact: 1 });
+    if (!this.burstOpen) {
+      this.burstOpen = true;
+      queueMicrotask(() => {
+        this.burst.clear();
+        this.burstOpen = false;
+      });
+    }
+    return site;
   }
 
   /** Applies `fn` to every item; the values in input order (Python's `map`). */
@@ -480,8 +538,7 @@ export class Pool extends EventEmitter {
     const list = this.itemsOf(items, name, kind);
     this.checkRunning(`map('${name}')`);
     const chunksize = this.chunksizeOf(options.chunksize, list.length, name);
-    const caller = {};
-    Error.captureStackTrace(caller, publicMethod);
+    const caller = captureSite(this.nextTaskId, publicMethod);
     const chunks = chunksize === 0 ? 0 : Math.ceil(list.length / chunksize);
     const result = new MapResult<unknown>(
       `map of ${name}() over ${list.length} items`,
@@ -545,8 +602,7 @@ export class Pool extends EventEmitter {
     if (!Number.isInteger(chunksize) || chunksize < 1) {
       throw new RangeError(`chunksize must be a positive integer, got ${chunksize}`);
     }
-    const caller = {};
-    Error.captureStackTrace(caller, publicMethod);
+    const caller = captureSite(this.nextTaskId, publicMethod);
     const iterator = new IMapIterator<unknown>(
       `${ordered ? 'imap' : 'imapUnordered'} of ${name}()`,
       list.length,
@@ -622,7 +678,7 @@ export class Pool extends EventEmitter {
     chunksize: number,
     kind: TaskKind,
     sink: TaskSink,
-    caller: { stack?: string },
+    caller: SubmitSite,
   ): void {
     for (let offset = 0; offset < list.length; offset += chunksize) {
       const chunk = list.slice(offset, offset + chunksize);
@@ -722,9 +778,10 @@ export class Pool extends EventEmitter {
   }
 
   private send(slot: WorkerSlot, batch: Task[]): void {
-    const messages: TaskMessage[] = batch.map((t) => [t.id, t.fn, t.payload, t.kind]);
+    const tasks: TaskBatch = [];
+    for (const t of batch) tasks.push(t.id, t.fn, t.payload, t.kind);
     try {
-      slot.handle.send({ t: 'run', tasks: messages });
+      slot.handle.send({ t: 'run', tasks });
     } catch (err) {
       if (batch.length > 1) {
         // Something in the batch cannot be sent: send the tasks one by one, so only the
@@ -831,12 +888,21 @@ export class Pool extends EventEmitter {
     }
   }
 
-  private onResults(slot: WorkerSlot, results: ResultMessage[]): void {
-    for (const [id, outcome, value, ranMs] of results) {
-      const index = slot.inflight.findIndex((t) => t.id === id);
-      if (index === -1) continue; // settled already (timed out)
-      const task = slot.inflight[index]!;
-      slot.inflight.splice(index, 1);
+  private onResults(slot: WorkerSlot, results: ResultBatch): void {
+    for (let r = 0; r < results.length; r += RESULT_STRIDE) {
+      const id = results[r] as number;
+      const outcome = results[r + 1] as Outcome;
+      const value = results[r + 2];
+      const ranMs = results[r + 3] as number;
+      // A worker runs its tasks in order, so the result is for the first one, unless that one
+      // was settled already (timed out).
+      let task: Task | undefined;
+      if (slot.inflight[0]?.id === id) task = slot.inflight.shift()!;
+      else {
+        const index = slot.inflight.findIndex((t) => t.id === id);
+        if (index === -1) continue;
+        task = slot.inflight.splice(index, 1)[0]!;
+      }
       slot.completed++;
       if (slot.timedTask === task) slot.timedTask = undefined;
       if (this.trace) this.markStarted(task, slot);
@@ -880,7 +946,11 @@ export class Pool extends EventEmitter {
   private remoteError(err: Error, task: Task, slot: WorkerSlot): Error {
     const received = err.stack ?? `${err.name}: ${err.message}`;
     const caller = task.caller;
-    const header = `    --- ${task.describe()} ran in ${slot.describe()}; submitted at: ---`;
+    const where =
+      caller.task === task.id || task.api !== 'apply'
+        ? 'submitted at'
+        : `submitted in the same burst as task #${caller.task}, at`;
+    const header = `    --- ${task.describe()} ran in ${slot.describe()}; ${where}: ---`;
     defineLazy(err, 'workerStack', () => userFrames(received));
     defineLazy(err, 'callerStack', () => framesOf(caller.stack));
     defineLazy(

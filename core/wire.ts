@@ -16,8 +16,12 @@ export const TaskKind = {
 } as const;
 export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
 
-/** [task id, function name, payload, kind] */
-export type TaskMessage = [number, string, unknown[], TaskKind];
+/**
+ * Tasks, flat: task id, function name, payload, kind; then the next task's four. One flat array
+ * clones faster than an array per task, and a batch of 128 trivial tasks is mostly overhead.
+ */
+export type TaskBatch = (number | string | unknown[])[];
+export const TASK_STRIDE = 4;
 
 export const Outcome = {
   Failed: 0,
@@ -27,8 +31,12 @@ export const Outcome = {
 } as const;
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
-/** [task id, outcome, value or ThrownRecord or message, ms the task ran (only when tracing)] */
-export type ResultMessage = [number, Outcome, unknown] | [number, Outcome, unknown, number];
+/**
+ * Results, flat: task id, outcome, value (or ThrownRecord, or the clone error's message), ms the
+ * task ran (0 when not tracing); then the next result's four.
+ */
+export type ResultBatch = unknown[];
+export const RESULT_STRIDE = 4;
 
 export interface InitMessage {
   t: 'init';
@@ -45,13 +53,13 @@ export interface InitMessage {
 
 export type ToWorker =
   | InitMessage
-  | { t: 'run'; tasks: TaskMessage[] }
+  | { t: 'run'; tasks: TaskBatch }
   /** Finish what you hold, then exit 0. */
   | { t: 'exit' };
 
 export type FromWorker =
   | { t: 'ready'; pid: number; threadId: number; functions: string[] }
-  | { t: 'done'; results: ResultMessage[] }
+  | { t: 'done'; results: ResultBatch }
   /** Loading the module or running the initializer failed. */
   | { t: 'startup-error'; phase: 'load' | 'initializer'; error: ThrownRecord }
   /** An uncaught exception or unhandled rejection outside any task: the worker is ending. */

@@ -16,9 +16,11 @@ import {
   TaskKind,
   type FromWorker,
   type InitMessage,
-  type ResultMessage,
-  type TaskMessage,
+  type ResultBatch,
+  type TaskBatch,
   type ToWorker,
+  RESULT_STRIDE,
+  TASK_STRIDE,
 } from '../wire';
 
 interface Channel {
@@ -130,11 +132,12 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 
 // ---- Running tasks: one at a time, in arrival order, results sent back in batches.
 
-const queue: TaskMessage[] = [];
+/** Tasks to run, flat as they arrive (see TaskBatch). */
+const queue: TaskBatch = [];
 let head = 0;
 let draining = false;
 let exitRequested = false;
-let outbox: ResultMessage[] = [];
+let outbox: ResultBatch = [];
 let oldestUnsent = 0;
 /** Results are held at most this long (ms) while later short tasks run, to batch them. */
 const HOLD_MS = 0.2;
@@ -148,13 +151,13 @@ function flush(): void {
     channel.send({ t: 'done', results });
   } catch {
     // Some result cannot be cloned: find which, and send a clear failure in its place.
-    for (const result of results) {
-      if (result[1] !== Outcome.Succeeded) continue;
+    for (let r = 0; r < results.length; r += RESULT_STRIDE) {
+      if (results[r + 1] !== Outcome.Succeeded) continue;
       try {
-        channel.checkSendable(result[2]);
+        channel.checkSendable(results[r + 2]);
       } catch (err) {
-        result[1] = Outcome.Unsendable;
-        result[2] = err instanceof Error ? err.message : String(err);
+        results[r + 1] = Outcome.Unsendable;
+        results[r + 2] = err instanceof Error ? err.message : String(err);
       }
     }
     channel.send({ t: 'done', results });
@@ -175,9 +178,9 @@ function pauseOnTaskError(error: unknown, fn: string, args: unknown): void {
   void task;
 }
 
-function push(result: ResultMessage): void {
+function push(id: number, outcome: Outcome, value: unknown, ranMs: number): void {
   if (outbox.length === 0) oldestUnsent = performance.now();
-  outbox.push(result);
+  outbox.push(id, outcome, value, ranMs);
 }
 
 async function runChunk(
@@ -193,17 +196,17 @@ async function runChunk(
   return out;
 }
 
-function start(task: TaskMessage): unknown {
-  const fn = lookup(task[1]);
-  switch (task[3]) {
+function start(name: string, payload: unknown[], kind: TaskKind): unknown {
+  const fn = lookup(name);
+  switch (kind) {
     case TaskKind.Apply:
-      return fn(...unmarshalArgs(task[2]));
+      return fn(...unmarshalArgs(payload));
     case TaskKind.MapChunk:
-      return runChunk(fn, unmarshalArgs(task[2]), false);
+      return runChunk(fn, unmarshalArgs(payload), false);
     default:
       return runChunk(
         fn,
-        task[2].map((args) => unmarshalArgs(args as unknown[])),
+        payload.map((args) => unmarshalArgs(args as unknown[])),
         true,
       );
   }
@@ -214,28 +217,31 @@ async function drain(): Promise<void> {
   while (head < queue.length) {
     if (
       outbox.length > 0 &&
-      (outbox.length >= MAX_BATCH || performance.now() - oldestUnsent > HOLD_MS)
+      (outbox.length >= MAX_BATCH * RESULT_STRIDE || performance.now() - oldestUnsent > HOLD_MS)
     ) {
       flush();
     }
-    const task = queue[head]!;
-    queue[head++] = undefined as unknown as TaskMessage;
+    const id = queue[head] as number;
+    const name = queue[head + 1] as string;
+    const payload = queue[head + 2] as unknown[];
+    const kind = queue[head + 3] as TaskKind;
+    queue[head + 2] = undefined as unknown as unknown[];
+    head += TASK_STRIDE;
     const startedAt = timed ? performance.now() : 0;
-    let result: ResultMessage;
+    let outcome: Outcome = Outcome.Succeeded;
+    let value: unknown;
     try {
-      const value = start(task);
+      value = start(name, payload, kind);
       if (isPromiseLike(value)) {
         flush();
-        result = [task[0], Outcome.Succeeded, await value];
-      } else {
-        result = [task[0], Outcome.Succeeded, value];
+        value = await value;
       }
     } catch (err) {
-      if (PAUSE_ON_TASK_ERROR) pauseOnTaskError(err, task[1], task[2]);
-      result = [task[0], Outcome.Failed, encodeThrown(err)];
+      if (PAUSE_ON_TASK_ERROR) pauseOnTaskError(err, name, payload);
+      outcome = Outcome.Failed;
+      value = encodeThrown(err);
     }
-    if (timed) result.push(performance.now() - startedAt);
-    push(result);
+    push(id, outcome, value, timed ? performance.now() - startedAt : 0);
   }
   queue.length = 0;
   head = 0;
@@ -325,7 +331,7 @@ channel.onMessage((msg) => {
       void onInit(msg);
       break;
     case 'run':
-      for (const task of msg.tasks) queue.push(task);
+      for (const item of msg.tasks) queue.push(item);
       if (!draining) void drain();
       break;
     case 'exit':

@@ -62,6 +62,32 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it('names the submit site of each task; in a burst, later tasks share the last one recorded, and say so', async () => {
+      const lineOf = (stack: string): string => /errors\.test\.js:(\d+)/.exec(stack)?.[1] ?? '';
+      await withPool({ module, backend, size: 1 }, async (pool) => {
+        // Two sites in one synchronous run: each of the first tasks gets its own stack.
+        const first = pool.applyAsync('rich');
+        const second = pool.applyAsync('rich');
+        const burst = Array.from({ length: 20 }, () => pool.applyAsync('rich'));
+        const errors = await Promise.all([first, second, ...burst].map((r) => rejectionOf(r)));
+        const [a, b] = errors as Rich[];
+        assert.notEqual(lineOf(a!.callerStack!), lineOf(b!.callerStack!));
+        assert.match(a!.stack!, /; submitted at: ---/);
+        // 8 tasks of one function per burst have their own; task #8 was the last of them.
+        assert.match(errors[7]!.stack!, /; submitted at: ---/);
+        for (const err of errors.slice(8) as Rich[]) {
+          assert.match(err.stack!, /; submitted in the same burst as task #8, at: ---/);
+          assert.equal(lineOf(err.callerStack!), lineOf((errors[7] as Rich).callerStack!));
+        }
+      });
+      await withPool({ module, backend, size: 1, submitStacks: 'every' }, async (pool) => {
+        const burst = Array.from({ length: 20 }, () => pool.applyAsync('rich'));
+        for (const err of await Promise.all(burst.map((r) => rejectionOf(r)))) {
+          assert.match((err as Rich).stack!, /; submitted at: ---/);
+        }
+      });
+    });
+
     it('keeps AggregateError members and built-in error classes', async () => {
       await withPool({ module, backend, size: 1 }, async (pool) => {
         const agg = await rejectionOf(pool.apply('aggregate'));
