@@ -29,16 +29,24 @@ export class AsyncResult<T> implements PromiseLike<T>, TaskSink {
   private resolvePromise: ((value: unknown) => void) | undefined;
   private rejectPromise: ((err: unknown) => void) | undefined;
 
-  /** @internal */
+  /**
+   * @internal `what` and `task` say what the result is for, in messages: with a task id,
+   * `task #3 square()` for `what` = 'square'; without, `what` itself.
+   */
   constructor(
-    /** What the result is for, used in timeout messages: `task #3 square()`. */
-    readonly description: string,
+    private readonly what: string,
+    private readonly task: number,
     private readonly callback: ((value: T) => void) | undefined,
     private readonly errorCallback: ((err: Error) => void) | undefined,
     private readonly report: ReportCallbackError,
     /** Set only when a trace sink is attached. */
     private readonly observer?: ResultObserver,
   ) {}
+
+  /** What the result is for, used in messages: `task #3 square()`. */
+  get description(): string {
+    return this.task > 0 ? `task #${this.task} ${this.what}()` : this.what;
+  }
 
   /** @internal */
   taskSettled(ok: boolean, value: unknown, _offset: number, _count: number): void {
@@ -166,7 +174,7 @@ export class MapResult<T> extends AsyncResult<T[]> {
     report: ReportCallbackError,
     observer?: ResultObserver,
   ) {
-    super(description, callback, errorCallback, report, observer);
+    super(description, 0, callback, errorCallback, report, observer);
     this.values = new Array<T>(length);
     this.remaining = chunks;
     if (chunks === 0) this.settle(true, this.values);

@@ -214,12 +214,13 @@ function reviveError(record: ErrorRecord, memo: Map<object, unknown>): Error {
     Error;
   // A real Error with the class's prototype, not Object.create: it keeps the internal error slot, so
   // util.inspect, console.log and util.types.isNativeError treat it as the error it is.
+  // No stack capture (it would be this process's stack, and costs a microsecond or more);
+  // the message as the constructor's own argument, which is cheaper than defining it after.
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
-  const err = Reflect.construct(Error, [], ctor) as Error;
+  const err = Reflect.construct(Error, [record.message], ctor) as Error;
   Error.stackTraceLimit = limit;
   memo.set(record, err);
-  defineHidden(err, 'message', record.message);
   if (err.name !== record.name) defineHidden(err, 'name', record.name);
   defineHidden(err, 'stack', record.stack ?? `${record.name}: ${record.message}`);
   for (const [key, value, enumerable] of record.props) {

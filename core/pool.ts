@@ -123,7 +123,11 @@ interface SubmitSite {
   stack?: string;
   /** The task the stack was captured for. */
   readonly task: number;
+  /** The stack's frames, once formatted. */
+  frames: string | undefined;
 }
+
+const NO_OPTIONS: ApplyOptions<unknown> = Object.freeze({});
 
 /** Tasks of one function, in one synchronous burst, that get a stack of their own. */
 const EXACT_SITES_PER_BURST = 8;
@@ -250,55 +254,35 @@ export function functionName(fn: TaskFunction, what: string): string {
   );
 }
 
-const ENTRY_FILE = resolvePath(__dirname, 'worker', 'entry.js');
+/** Where Poolscope's runner frames start in a worker's stack. */
+const ENTRY_FRAME = `${resolvePath(__dirname, 'worker', 'entry.js')}:`;
 
 /** A task error's stack ends where the user's code ends: Poolscope's runner frames are cut. */
 function userFrames(stack: string): string {
-  const cut = stack.indexOf(`${ENTRY_FILE}:`);
+  const cut = stack.indexOf(ENTRY_FRAME);
   if (cut === -1) return stack;
   const lineStart = stack.lastIndexOf('\n', cut);
   return lineStart === -1 ? stack : stack.slice(0, lineStart);
 }
 
-/**
- * A non-enumerable property computed on first read. Stacks are built this way: formatting a
- * captured stack costs more than the rest of a failing task, and most are never read.
- */
-function defineLazy(target: object, key: string, compute: () => string): void {
-  Object.defineProperty(target, key, {
-    configurable: true,
-    enumerable: false,
-    get() {
-      const value = compute();
-      Object.defineProperty(target, key, {
-        value,
-        writable: true,
-        configurable: true,
-        enumerable: false,
-      });
-      return value;
-    },
-    set(value: unknown) {
-      Object.defineProperty(target, key, {
-        value,
-        writable: true,
-        configurable: true,
-        enumerable: false,
-      });
-    },
-  });
-}
-
 function captureSite(task: number, publicMethod: AnyFunction): SubmitSite {
-  const site = { task };
+  const site: SubmitSite = { task, frames: undefined };
   Error.captureStackTrace(site, publicMethod);
   return site;
 }
 
-function framesOf(stack: string | undefined): string {
-  if (!stack) return '';
-  const at = stack.indexOf('\n    at ');
-  return at === -1 ? '' : stack.slice(at + 1);
+/** The frames of a submit site, formatted once however many tasks share the site. */
+function siteFrames(site: SubmitSite): string {
+  if (site.frames === undefined) {
+    const stack = site.stack;
+    const at = stack ? stack.indexOf('\n    at ') : -1;
+    site.frames = at === -1 ? '' : stack!.slice(at + 1);
+  }
+  return site.frames;
+}
+
+function defineHidden(target: object, key: string, value: string): void {
+  Object.defineProperty(target, key, { value, writable: true, configurable: true });
 }
 
 let nextPoolId = 1;
@@ -403,7 +387,7 @@ export class Pool extends EventEmitter {
   applyAsync(
     fn: TaskFunction,
     args: unknown[] = [],
-    options: ApplyOptions<unknown> = {},
+    options: ApplyOptions<unknown> = NO_OPTIONS,
   ): AsyncResult<unknown> {
     return this.submitApply(fn, args, options, this.applyAsync);
   }
@@ -412,7 +396,7 @@ export class Pool extends EventEmitter {
   apply<F extends AnyFunction>(fn: F, args?: ArgsOf<F>): Promise<ResultOf<F>>;
   apply<R = unknown>(fn: string, args?: unknown[]): Promise<R>;
   apply(fn: TaskFunction, args: unknown[] = []): Promise<unknown> {
-    return this.submitApply(fn, args, {}, this.apply).get();
+    return this.submitApply(fn, args, NO_OPTIONS, this.apply).get();
   }
 
   private submitApply(
@@ -427,12 +411,13 @@ export class Pool extends EventEmitter {
         `applyAsync('${name}', args): args must be an array of arguments, got ${typeof args}; write [${String(args)}]`,
       );
     }
-    this.checkRunning(`applyAsync('${name}')`);
+    if (this.state !== 'running') this.checkRunning(`applyAsync('${name}')`);
     if (hasShared(args)) args = this.sharedArgs(args, name);
     const id = this.nextTaskId++;
     const caller = this.submitSite(id, name, publicMethod);
     const result = new AsyncResult<unknown>(
-      `task #${id} ${name}()`,
+      name,
+      id,
       options.callback,
       options.errorCallback,
       this.reportCallbackError,
@@ -951,21 +936,19 @@ export class Pool extends EventEmitter {
         ? 'submitted at'
         : `submitted in the same burst as task #${caller.task}, at`;
     const header = `    --- ${task.describe()} ran in ${slot.describe()}; ${where}: ---`;
-    defineLazy(err, 'workerStack', () => userFrames(received));
-    defineLazy(err, 'callerStack', () => framesOf(caller.stack));
-    defineLazy(
-      err,
-      'stack',
-      () =>
-        `${(err as { workerStack?: string }).workerStack}\n${header}\n${(err as { callerStack?: string }).callerStack}`,
-    );
+    // Built now, not on first read: the site's frames are formatted once per site, and the
+    // rest is slicing and joining strings.
+    const workerStack = userFrames(received);
+    const callerStack = siteFrames(caller);
+    defineHidden(err, 'workerStack', workerStack);
+    defineHidden(err, 'callerStack', callerStack);
+    defineHidden(err, 'stack', `${workerStack}\n${header}\n${callerStack}`);
     return err;
   }
 
   /** An error the pool raises for a task: its stack is where the task was submitted. */
   private taskError<E extends Error>(task: Task, err: E): E {
-    const caller = task.caller;
-    defineLazy(err, 'stack', () => `${err.name}: ${err.message}\n${framesOf(caller.stack)}`);
+    defineHidden(err, 'stack', `${err.name}: ${err.message}\n${siteFrames(task.caller)}`);
     return err;
   }
 

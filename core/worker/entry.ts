@@ -212,6 +212,10 @@ function start(name: string, payload: unknown[], kind: TaskKind): unknown {
   }
 }
 
+function drainSoon(): void {
+  void drain();
+}
+
 async function drain(): Promise<void> {
   draining = true;
   while (head < queue.length) {
@@ -332,7 +336,13 @@ channel.onMessage((msg) => {
       break;
     case 'run':
       for (const item of msg.tasks) queue.push(item);
-      if (!draining) void drain();
+      if (!draining) {
+        // From a microtask, not from inside the message event: a task's error then carries its
+        // own frames and two of ours, not the event machinery's, which are costly to capture
+        // and format, and cut by the main program anyway.
+        draining = true;
+        queueMicrotask(drainSoon);
+      }
       break;
     case 'exit':
       exitRequested = true;
