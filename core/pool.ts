@@ -169,6 +169,10 @@ class WorkerSlot {
   stopReason: 'normal' | 'recycled' | 'timeout' | 'terminated' | undefined;
   startupError: WorkerModuleError | undefined;
   fatal: Error | undefined;
+  /** Set when the worker said it was exiting on its own: its tasks have failed already. */
+  exiting = false;
+  /** Those tasks, for the trace's record of the exit. */
+  lost: number[] = [];
   /** A task with a timeout runs alone on its worker, so its clock starts when it starts. */
   timedTask: Task | undefined;
   readonly exited: Promise<void>;
@@ -194,6 +198,8 @@ type PoolState = 'running' | 'closed' | 'terminated';
 
 /** Most tasks handed to one worker at once, when the queue is deep. */
 const MAX_WINDOW = 128;
+/** A worker that said it was exiting and has not after this long is killed. */
+const EXITING_GRACE_MS = 2000;
 /** Startup failures in a row (no worker ever became ready) before the pool gives up. */
 const MAX_STARTUP_FAILURES = 3;
 
@@ -868,6 +874,9 @@ export class Pool extends EventEmitter {
       case 'fatal':
         slot.fatal = decodeThrown(msg.error);
         break;
+      case 'exiting':
+        this.onExiting(slot, msg.code);
+        break;
       case 'target-error':
         break;
     }
@@ -1058,7 +1067,7 @@ export class Pool extends EventEmitter {
     };
     slot.state = 'gone';
     this.slots.delete(slot);
-    const lost = slot.inflight.map((t) => t.id);
+    const lost = [...slot.lost, ...slot.inflight.map((t) => t.id)];
     if (crashed && this.state !== 'terminated') {
       this.failInflight(slot, exit, reason as WorkerExitReason);
     }
@@ -1095,6 +1104,24 @@ export class Pool extends EventEmitter {
       this.slots.size < this.size;
     if (wanted) this.spawn();
     if (this.queued() > 0) this.dispatch();
+  }
+
+  /**
+   * A worker the pool did not stop is ending (a task called `process.exit`, or an uncaught
+   * error): its tasks fail now rather than when the exit is complete. One turn of the event
+   * loop first, so that what it wrote to stderr just before is read and goes into the error.
+   */
+  private onExiting(slot: WorkerSlot, code: number): void {
+    if (slot.stopReason !== undefined || slot.state !== 'ready') return;
+    slot.state = 'retiring';
+    setImmediate(() => {
+      if (slot.state === 'gone' || slot.stopReason !== undefined || this.state === 'terminated')
+        return;
+      const exit: WorkerExit = { exitCode: code, signal: null, outOfMemory: false };
+      slot.exiting = true;
+      for (const task of slot.inflight) slot.lost.push(task.id);
+      this.failInflight(slot, exit, this.exitReason(slot, exit));
+    });
   }
 
   private failInflight(slot: WorkerSlot, exit: WorkerExit, reason: WorkerExitReason): void {
@@ -1135,6 +1162,8 @@ export class Pool extends EventEmitter {
     this.broken = error;
     for (let task = this.takeNext(); task; task = this.takeNext()) this.settle(task, false, error);
     for (const slot of this.slots) {
+      // One ending on its own is recorded as the crash it is.
+      if (slot.exiting) continue;
       slot.stopReason ??= 'terminated';
       slot.handle.kill();
     }
@@ -1185,8 +1214,13 @@ export class Pool extends EventEmitter {
         this.settle(task, false, error(task));
       for (const slot of this.slots) {
         for (const task of slot.inflight.splice(0)) this.settle(task, false, error(task));
-        slot.stopReason = 'terminated';
-        slot.handle.terminate();
+        if (!slot.exiting) {
+          slot.stopReason = 'terminated';
+          slot.handle.terminate();
+        } else {
+          // Ending on its own: stopping it now would record a signal instead of its exit code.
+          setTimeout(() => slot.handle.kill(), EXITING_GRACE_MS).unref();
+        }
       }
       this.updateRef();
     }

@@ -64,6 +64,11 @@ export type FromWorker =
   | { t: 'startup-error'; phase: 'load' | 'initializer'; error: ThrownRecord }
   /** An uncaught exception or unhandled rejection outside any task: the worker is ending. */
   | { t: 'fatal'; error: ThrownRecord }
+  /**
+   * Sent from the worker's `exit` handler: it is ending with this code. Its tasks can fail now,
+   * not when the process or thread has finished tearing down (3-15 ms later for a process).
+   */
+  | { t: 'exiting'; code: number }
   /** A copy of what a worker thread wrote to stderr, kept for the error reporting its death. */
   | { t: 'stderr'; text: string }
   /** A `Process` target threw: the process is ending with exit code 1. */

@@ -326,6 +326,14 @@ function copyStderr(): void {
   }) as typeof process.stderr.write;
 }
 
+process.on('exit', (code) => {
+  try {
+    channel.send({ t: 'exiting', code });
+  } catch {
+    // The channel is gone: the main program learns of the exit from the exit itself.
+  }
+});
+
 if (isMainThread) watchParent();
 else copyStderr();
 

@@ -38,6 +38,17 @@ const causes: Cause[] = [
     },
   },
   {
+    name: 'process.exit(7) after writing to stderr',
+    backends: ['process', 'thread'],
+    fn: 'exitSaying',
+    args: [7, 'last words before exit 7'],
+    check: (err) => {
+      assert.equal(err.exitCode, 7);
+      assert.equal(err.reason, 'crash');
+      assert.match(err.stderr, /last words before exit 7/);
+    },
+  },
+  {
     name: 'an uncaught exception outside the task',
     backends: ['process', 'thread'],
     fn: 'uncaughtLater',
