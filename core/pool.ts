@@ -39,7 +39,9 @@ import {
   Outcome,
   RESULT_STRIDE,
   TaskKind,
+  packNumbers,
   type FromWorker,
+  type Payload,
   type ResultBatch,
   type TaskBatch,
 } from './wire';
@@ -142,7 +144,7 @@ class Task {
     readonly api: Api,
     readonly id: number,
     readonly fn: string,
-    readonly payload: unknown[],
+    readonly payload: Payload,
     readonly kind: TaskKind,
     readonly sink: TaskSink,
     /** First item's position, for map chunks. */
@@ -671,8 +673,15 @@ export class Pool extends EventEmitter {
     sink: TaskSink,
     caller: SubmitSite,
   ): void {
+    let pack = kind === TaskKind.MapChunk;
     for (let offset = 0; offset < list.length; offset += chunksize) {
-      const chunk = list.slice(offset, offset + chunksize);
+      const end = Math.min(list.length, offset + chunksize);
+      let chunk: Payload | undefined = pack ? packNumbers(list, offset, end) : undefined;
+      // Once a chunk is not all numbers, the rest are not tried.
+      if (!chunk) {
+        pack = false;
+        chunk = list.slice(offset, end);
+      }
       const task = new Task(
         api,
         this.nextTaskId++,
@@ -701,7 +710,14 @@ export class Pool extends EventEmitter {
   private enqueue(task: Task): void {
     if (this.trace) {
       task.submittedAt = now();
-      this.trace.submitted(task.id, task.fn, task.api, task.payload, task.count);
+      const payload = task.payload;
+      this.trace.submitted(
+        task.id,
+        task.fn,
+        task.api,
+        Array.isArray(payload) ? payload : Array.from(payload),
+        task.count,
+      );
     }
     this.pending++;
     if (this.pending === 1) this.updateRef();
@@ -967,7 +983,10 @@ export class Pool extends EventEmitter {
       const worker = task.slot?.workerId;
       if (ok) {
         const queuedMs = task.startedAt ? Math.max(0, task.startedAt - task.submittedAt) : 0;
-        this.trace.succeeded(task.id, task.fn, worker ?? 0, value, ranMs ?? 0, queuedMs);
+        // A chunk's results may have travelled packed; the trace shows them as the array they are.
+        const shown =
+          task.kind !== TaskKind.Apply && value instanceof Float64Array ? Array.from(value) : value;
+        this.trace.succeeded(task.id, task.fn, worker ?? 0, shown, ranMs ?? 0, queuedMs);
       } else {
         this.trace.failed(task.id, task.fn, worker, value, ranMs);
       }

@@ -20,7 +20,32 @@ export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
  * Tasks, flat: task id, function name, payload, kind; then the next task's four. One flat array
  * clones faster than an array per task, and a batch of 128 trivial tasks is mostly overhead.
  */
-export type TaskBatch = (number | string | unknown[])[];
+export type TaskBatch = (number | string | Payload)[];
+/** A task's arguments, or a map chunk's items; a chunk of plain numbers travels packed. */
+export type Payload = unknown[] | Float64Array;
+
+/**
+ * Map chunks and their results of at least this many plain numbers travel as a Float64Array:
+ * cloning one is a copy of bytes, about 10× cheaper than cloning an array of numbers item by
+ * item. Every JavaScript number is a float64, so nothing changes on the way (NaN, -0 included).
+ */
+export const PACK_MIN = 16;
+
+/** `list[start..end)` as a Float64Array, or undefined if an item is not a number. */
+export function packNumbers(
+  list: ArrayLike<unknown>,
+  start: number,
+  end: number,
+): Float64Array | undefined {
+  if (end - start < PACK_MIN) return undefined;
+  const out = new Float64Array(end - start);
+  for (let i = start; i < end; i++) {
+    const v = list[i];
+    if (typeof v !== 'number') return undefined;
+    out[i - start] = v;
+  }
+  return out;
+}
 export const TASK_STRIDE = 4;
 
 export const Outcome = {

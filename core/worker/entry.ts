@@ -16,11 +16,13 @@ import {
   TaskKind,
   type FromWorker,
   type InitMessage,
+  type Payload,
   type ResultBatch,
   type TaskBatch,
   type ToWorker,
   RESULT_STRIDE,
   TASK_STRIDE,
+  packNumbers,
 } from '../wire';
 
 interface Channel {
@@ -185,19 +187,21 @@ function push(id: number, outcome: Outcome, value: unknown, ranMs: number): void
 
 async function runChunk(
   fn: (...args: unknown[]) => unknown,
-  items: unknown[],
+  items: ArrayLike<unknown>,
   spread: boolean,
-): Promise<unknown[]> {
+): Promise<unknown[] | Float64Array> {
   const out = new Array<unknown>(items.length);
   for (let i = 0; i < items.length; i++) {
     const r = spread ? fn(...(items[i] as unknown[])) : fn(items[i]);
     out[i] = isPromiseLike(r) ? await r : r;
   }
-  return out;
+  return packNumbers(out, 0, out.length) ?? out;
 }
 
-function start(name: string, payload: unknown[], kind: TaskKind): unknown {
+function start(name: string, payload: Payload, kind: TaskKind): unknown {
   const fn = lookup(name);
+  // A packed chunk holds only numbers: nothing to unmarshal.
+  if (!Array.isArray(payload)) return runChunk(fn, payload, false);
   switch (kind) {
     case TaskKind.Apply:
       return fn(...unmarshalArgs(payload));
@@ -227,9 +231,9 @@ async function drain(): Promise<void> {
     }
     const id = queue[head] as number;
     const name = queue[head + 1] as string;
-    const payload = queue[head + 2] as unknown[];
+    const payload = queue[head + 2] as Payload;
     const kind = queue[head + 3] as TaskKind;
-    queue[head + 2] = undefined as unknown as unknown[];
+    queue[head + 2] = undefined as unknown as Payload;
     head += TASK_STRIDE;
     const startedAt = timed ? performance.now() : 0;
     let outcome: Outcome = Outcome.Succeeded;

@@ -139,6 +139,33 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it('map over numbers: every value arrives exactly (they travel packed), mixed items too', async () => {
+      await withPool({ module: tasks, backend, size: 2 }, async (pool) => {
+        const odd = [NaN, -0, Infinity, -Infinity, 2 ** 53, -(2 ** 53), 0.1, 5e-324];
+        const numbers = Array.from({ length: 200 }, (_, i) => odd[i % odd.length]! * (i + 1));
+        const back = await pool.map('echo', numbers, 50);
+        assert.equal(back.length, numbers.length);
+        back.forEach((v, i) => assert.ok(Object.is(v, numbers[i]), `item ${i}: ${v}`));
+        assert.ok(Array.isArray(back));
+        // Numbers in, strings out; and a chunk with a non-number among numbers.
+        const mixed = [...numbers.slice(0, 40), 'x', { y: 1 }, ...numbers.slice(40, 80)];
+        const echoed = await pool.map('echo', mixed, 25);
+        echoed.forEach((v, i) => assert.deepEqual(v, mixed[i]));
+        const text = await pool.map('describeNumber', numbers.slice(0, 32), 32);
+        assert.deepEqual(
+          text,
+          numbers.slice(0, 32).map((n) => `n=${n}`),
+        );
+        const ordered: unknown[] = [];
+        for await (const v of pool.imap('echo', numbers, { chunksize: 20 })) ordered.push(v);
+        ordered.forEach((v, i) => assert.ok(Object.is(v, numbers[i])));
+        const unordered: unknown[] = [];
+        for await (const v of pool.imapUnordered('echo', numbers, { chunksize: 20 }))
+          unordered.push(v);
+        assert.equal(unordered.length, numbers.length);
+      });
+    });
+
     it('map rejects with the first error and calls errorCallback once', async () => {
       await withPool({ module: tasks, backend, size: 2 }, async (pool) => {
         const errors: Error[] = [];
