@@ -10,31 +10,35 @@
  */
 import { POOLSCOPE_ERRORS, ThrownValueError, UnsendableValue, type ThrownKind } from './errors';
 
-const TAG = '__poolscope__';
+/**
+ * Records are arrays, not objects: the clone algorithm writes an object's keys with every object,
+ * and an error travelling as an array clones about twice as fast. The first item marks what the
+ * array is.
+ */
+const ERROR = '__poolscope_error__';
+const UNSENDABLE = '__poolscope_unsendable__';
 
-interface ErrorRecord {
-  [TAG]: 'error';
-  ctor: string;
-  name: string;
-  message: string;
-  stack: string | undefined;
-  /** [key, value, enumerable] for every own property but name, message, stack, cause, errors. */
-  props: [string, unknown, boolean][];
-  hasCause: boolean;
-  cause: unknown;
-  errors: unknown[] | undefined;
-}
+/**
+ * [ERROR, constructor name, name, message, stack, props, has cause, cause, errors], where props
+ * is flat: key, value, enumerable for every own property but name, message, stack, cause, errors.
+ */
+type ErrorRecord = [
+  typeof ERROR,
+  string,
+  string,
+  string,
+  string | undefined,
+  unknown[],
+  boolean,
+  unknown,
+  unknown[] | undefined,
+];
 
-interface MarkerRecord {
-  [TAG]: 'unsendable';
-  kind: string;
-  description: string;
-}
+/** [UNSENDABLE, kind, description] */
+type MarkerRecord = [typeof UNSENDABLE, string, string];
 
-export interface ThrownRecord {
-  kind: 'error' | ThrownKind;
-  value: unknown;
-}
+/** What was thrown: [kind, encoded value]. */
+export type ThrownRecord = ['error' | ThrownKind, unknown];
 
 const BUILTIN_ERRORS: Record<string, new (message?: string) => Error> = {
   Error,
@@ -71,11 +75,11 @@ export function isError(value: unknown): value is Error {
 function describeFunction(fn: Function): MarkerRecord {
   const source = Function.prototype.toString.call(fn);
   const kind = source.startsWith('class') ? 'class' : 'function';
-  return { [TAG]: 'unsendable', kind, description: fn.name || '(anonymous)' };
+  return [UNSENDABLE, kind, fn.name || '(anonymous)'];
 }
 
 function marker(kind: string, description: string): MarkerRecord {
-  return { [TAG]: 'unsendable', kind, description };
+  return [UNSENDABLE, kind, description];
 }
 
 function safeGet(obj: object, key: PropertyKey): unknown {
@@ -156,43 +160,42 @@ function encodeValue(value: unknown, memo: Map<object, unknown>): unknown {
 }
 
 function encodeError(err: Error, memo: Map<object, unknown>): ErrorRecord {
-  const record: ErrorRecord = {
-    [TAG]: 'error',
-    ctor: err.constructor?.name ?? 'Error',
-    name: String(safeGet(err, 'name') ?? 'Error'),
-    message: String(safeGet(err, 'message') ?? ''),
-    stack: undefined,
-    props: [],
-    hasCause: Object.prototype.hasOwnProperty.call(err, 'cause'),
-    cause: undefined,
-    errors: undefined,
-  };
+  const record: ErrorRecord = [
+    ERROR,
+    err.constructor?.name ?? 'Error',
+    String(safeGet(err, 'name') ?? 'Error'),
+    String(safeGet(err, 'message') ?? ''),
+    undefined,
+    [],
+    Object.prototype.hasOwnProperty.call(err, 'cause'),
+    undefined,
+    undefined,
+  ];
   memo.set(err, record);
   const stack = safeGet(err, 'stack');
-  record.stack = typeof stack === 'string' ? stack : undefined;
+  record[4] = typeof stack === 'string' ? stack : undefined;
+  const props = record[5];
   for (const key of Object.getOwnPropertyNames(err)) {
     if (SKIPPED_ERROR_KEYS.has(key)) continue;
     const enumerable = Object.prototype.propertyIsEnumerable.call(err, key);
-    record.props.push([key, encodeValue(safeGet(err, key), memo), enumerable]);
+    props.push(key, encodeValue(safeGet(err, key), memo), enumerable);
   }
-  if (record.hasCause) record.cause = encodeValue(safeGet(err, 'cause'), memo);
+  if (record[6]) record[7] = encodeValue(safeGet(err, 'cause'), memo);
   const errors = safeGet(err, 'errors');
-  if (Array.isArray(errors)) record.errors = errors.map((e) => encodeValue(e, memo));
+  if (Array.isArray(errors)) record[8] = errors.map((e) => encodeValue(e, memo));
   return record;
 }
 
 /** What a task threw, in a form the structured clone algorithm can carry. */
 export function encodeThrown(thrown: unknown): ThrownRecord {
   const memo = new Map<object, unknown>();
-  if (isError(thrown)) return { kind: 'error', value: encodeError(thrown, memo) };
+  if (isError(thrown)) return ['error', encodeError(thrown, memo)];
   const kind: ThrownKind = thrown === null ? 'null' : (typeof thrown as ThrownKind);
-  return { kind, value: encodeValue(thrown, memo) };
+  return [kind, encodeValue(thrown, memo)];
 }
 
-function isTagged(value: unknown, tag: string): boolean {
-  return (
-    typeof value === 'object' && value !== null && (value as Record<string, unknown>)[TAG] === tag
-  );
+function isRecord(value: unknown[], mark: string): boolean {
+  return value.length > 0 && value[0] === mark;
 }
 
 function defineHidden(target: object, key: string, value: unknown): void {
@@ -205,35 +208,37 @@ function defineHidden(target: object, key: string, value: unknown): void {
 }
 
 function reviveError(record: ErrorRecord, memo: Map<object, unknown>): Error {
+  const [, ctorName, name, message, stack, props, hasCause, cause, errors] = record;
   const ctor =
-    registered.get(record.name) ??
-    registered.get(record.ctor) ??
-    POOLSCOPE_ERRORS[record.name] ??
-    BUILTIN_ERRORS[record.ctor] ??
-    BUILTIN_ERRORS[record.name] ??
+    registered.get(name) ??
+    registered.get(ctorName) ??
+    POOLSCOPE_ERRORS[name] ??
+    BUILTIN_ERRORS[ctorName] ??
+    BUILTIN_ERRORS[name] ??
     Error;
   // A real Error with the class's prototype, not Object.create: it keeps the internal error slot, so
-  // util.inspect, console.log and util.types.isNativeError treat it as the error it is.
-  // No stack capture (it would be this process's stack, and costs a microsecond or more);
-  // the message as the constructor's own argument, which is cheaper than defining it after.
+  // util.inspect, console.log and util.types.isNativeError treat it as the error it is. No stack
+  // capture (it would be this process's stack, and costs a microsecond or more); the message as
+  // the constructor's own argument, which is cheaper than defining it after.
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
-  const err = Reflect.construct(Error, [record.message], ctor) as Error;
+  const err = Reflect.construct(Error, [message], ctor) as Error;
   Error.stackTraceLimit = limit;
   memo.set(record, err);
-  if (err.name !== record.name) defineHidden(err, 'name', record.name);
-  defineHidden(err, 'stack', record.stack ?? `${record.name}: ${record.message}`);
-  for (const [key, value, enumerable] of record.props) {
-    const decoded = decodeValue(value, memo);
-    if (enumerable) (err as unknown as Record<string, unknown>)[key] = decoded;
+  if (err.name !== name) defineHidden(err, 'name', name);
+  defineHidden(err, 'stack', stack ?? `${name}: ${message}`);
+  for (let i = 0; i < props.length; i += 3) {
+    const key = props[i] as string;
+    const decoded = decodeValue(props[i + 1], memo);
+    if (props[i + 2]) (err as unknown as Record<string, unknown>)[key] = decoded;
     else defineHidden(err, key, decoded);
   }
-  if (record.hasCause) defineHidden(err, 'cause', decodeValue(record.cause, memo));
-  if (record.errors) {
+  if (hasCause) defineHidden(err, 'cause', decodeValue(cause, memo));
+  if (errors) {
     defineHidden(
       err,
       'errors',
-      record.errors.map((e) => decodeValue(e, memo)),
+      errors.map((e) => decodeValue(e, memo)),
     );
   }
   return err;
@@ -243,12 +248,13 @@ function decodeValue(value: unknown, memo: Map<object, unknown>): unknown {
   if (typeof value !== 'object' || value === null) return value;
   const seen = memo.get(value);
   if (seen !== undefined) return seen;
-  if (isTagged(value, 'error')) return reviveError(value as ErrorRecord, memo);
-  if (isTagged(value, 'unsendable')) {
-    const m = value as MarkerRecord;
-    const out = new UnsendableValue(m.kind, m.description);
-    memo.set(value, out);
-    return out;
+  if (Array.isArray(value)) {
+    if (isRecord(value, ERROR)) return reviveError(value as ErrorRecord, memo);
+    if (isRecord(value, UNSENDABLE)) {
+      const out = new UnsendableValue(value[1] as string, value[2] as string);
+      memo.set(value, out);
+      return out;
+    }
   }
   // The received graph is a fresh copy made by the clone algorithm: decode it in place.
   memo.set(value, value);
@@ -288,8 +294,9 @@ function preview(value: unknown): string {
 /** Turns a received `ThrownRecord` back into an `Error`, whatever was thrown. */
 export function decodeThrown(record: ThrownRecord): Error {
   const memo = new Map<object, unknown>();
-  const value = decodeValue(record.value, memo);
-  if (record.kind === 'error' && isError(value)) return value;
-  const kind = record.kind === 'error' ? 'object' : record.kind;
+  const [thrownKind, encoded] = record;
+  const value = decodeValue(encoded, memo);
+  if (thrownKind === 'error' && isError(value)) return value;
+  const kind = thrownKind === 'error' ? 'object' : thrownKind;
   return new ThrownValueError(`task threw a non-Error ${kind}: ${preview(value)}`, kind, value);
 }

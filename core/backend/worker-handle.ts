@@ -78,7 +78,7 @@ const NOT_INHERITED =
   /^(-[epic]|--(eval|print|interactive|check|input-type|inspect|debug|test|watch|prof|cpu-prof|heap-prof|run)\b)/;
 /** Of those, the ones whose value may follow as a separate argument. */
 const TAKES_VALUE =
-  /^(-[ep]|--(eval|print|input-type|inspect-port|debug-port|test-reporter|test-reporter-destination|test-name-pattern|test-skip-pattern|cpu-prof-dir|cpu-prof-name|heap-prof-dir|heap-prof-name|watch-path|run))$/;
+  /^(-[ep]|--(eval|print|input-type|inspect-port|debug-port|test-reporter|test-reporter-destination|test-name-pattern|test-skip-pattern|cpu-prof-dir|cpu-prof-name|cpu-prof-interval|heap-prof-dir|heap-prof-name|heap-prof-interval|watch-path|run))$/;
 
 export function inheritedExecArgv(): string[] {
   const out: string[] = [];
