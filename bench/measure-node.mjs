@@ -3,7 +3,7 @@
 // "RESULT {json}" and exits.
 //
 //   node bench/measure-node.mjs --lib poolscope|piscina|tinypool|workerpool \
-//        --mode process|thread --scenario throughput|errors|errlat|crash|map \
+//        --mode process|thread --scenario throughput|errors|errlat|crash|map|queued \
 //        [--tasks 20000] [--lat 200] [--items 1000000] [--crash-timeout-ms 10000]
 //
 // The anchors are resolved from BENCH_ANCHORS_DIR (the scratch dir run.mjs
@@ -25,6 +25,7 @@ for (let i = 2; i < process.argv.length; i++) {
 const N_TASKS = Number(args.tasks ?? 20000);
 const N_LAT = Number(args.lat ?? 200);
 const N_MAP_ITEMS = Number(args.items ?? 1_000_000);
+const N_QUEUED = Number(args.queued ?? 1_000_000);
 const CRASH_TIMEOUT_MS = Number(args['crash-timeout-ms'] ?? 10000);
 const WATCHDOG_S = Number(args['watchdog-s'] ?? 110);
 const N_WARMUP = 200;
@@ -316,6 +317,32 @@ async function scCrash(pool) {
   return out;
 }
 
+// 1M tasks submitted at once (node --expose-gc): heap held per queued task, measured right after
+// submitting (nothing has run yet: the loop is synchronous), then the time to drain them all.
+async function scQueued(pool) {
+  if (typeof globalThis.gc !== 'function') throw new Error('queued needs node --expose-gc');
+  await warmup(pool);
+  const n = N_QUEUED;
+  const held = new Array(n);
+  globalThis.gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < n; i++) held[i] = pool.inc(i);
+  globalThis.gc();
+  const after = process.memoryUsage().heapUsed;
+  // The caller's own array of n results is not the pool's: 8 bytes a slot.
+  const bytesPerTask = (after - before - 8 * n) / n;
+  const t0 = performance.now();
+  let peak = after;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().heapUsed)), 50);
+  const values = await Promise.all(held);
+  clearInterval(sampler);
+  const ms = performance.now() - t0;
+  for (let i = 0; i < n; i += 9973) {
+    if (values[i] !== i + 1) throw new Error(`wrong result at ${i}: ${values[i]}`);
+  }
+  return { queued: n, bytesPerTask, heapPeakMb: peak / 2 ** 20, drainMs: ms };
+}
+
 async function scMap(pool) {
   if (!pool.map) throw new Error('this library has no map()');
   await warmup(pool);
@@ -343,6 +370,7 @@ async function main() {
   else if (scenario === 'errlat') res = await scErrLat(pool);
   else if (scenario === 'crash') res = await scCrash(pool);
   else if (scenario === 'map') res = await scMap(pool);
+  else if (scenario === 'queued') res = await scQueued(pool);
   else throw new Error('unknown scenario ' + scenario);
   // A broken pool's teardown must not hang the run: record how it went.
   const t = await withTimeout(

@@ -79,6 +79,34 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it('a failed task used only through its errorCallback is no unhandled rejection; a result is a promise', async () => {
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        await withPool({ module: tasks, backend, size: 1 }, async (pool) => {
+          const seen: Error[] = [];
+          pool.applyAsync('failOdd', [1], { errorCallback: (e) => seen.push(e) });
+          const ignored = pool.applyAsync('failOdd', [3]);
+          const awaited = pool.applyAsync('failOdd', [5]);
+          await assert.rejects(awaited, /odd: 5/);
+          await ignored.wait();
+          // Two turns of the event loop: Node reports unhandled rejections after microtasks.
+          await new Promise((r) => setImmediate(r));
+          await new Promise((r) => setImmediate(r));
+          assert.equal(seen.length, 1);
+          const ok = pool.applyAsync('square', [4]);
+          assert.ok(ok instanceof Promise);
+          assert.equal(Promise.resolve(ok), ok, 'Promise.resolve takes it as it is');
+          assert.ok(!(ok.then(() => 0) instanceof AsyncResult), 'then makes a plain promise');
+          assert.equal(await ok, 16);
+        });
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
+      assert.deepEqual(unhandled, []);
+    });
+
     it('AsyncResult: get, wait, ready, successful, and await', async () => {
       await withPool({ module: tasks, backend, size: 1 }, async (pool) => {
         const slow = pool.applyAsync('slow', [1, 300]);
