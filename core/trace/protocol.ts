@@ -9,7 +9,9 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
-export const PROTOCOL_VERSION = 1;
+import { PROTOCOL_VERSION } from './version';
+
+export { PROTOCOL_VERSION };
 
 /** JSON-safe value. Non-JSON values are tagged objects: see docs/protocol.md, "Values". */
 const Json = Type.Unknown({ description: 'A JSON value; non-JSON values are tagged objects' });

@@ -12,7 +12,8 @@
  * task id.
  */
 import { BarTable } from './bars';
-import { PROTOCOL_VERSION, type ErrorInfo, type EventOf, type TraceEvent } from './protocol';
+import type { ErrorInfo, EventOf, TraceEvent } from './protocol';
+import { PROTOCOL_VERSION } from './version';
 
 export type TaskState = 'queued' | 'running' | 'passed' | 'failed' | 'errored';
 
