@@ -978,7 +978,7 @@ export class Pool extends EventEmitter {
   }
 
   private settle(task: Task, ok: boolean, value: unknown, ranMs?: number): void {
-    clearTimeout(task.timer);
+    if (task.timer) clearTimeout(task.timer);
     if (this.trace) {
       const worker = task.slot?.workerId;
       if (ok) {
