@@ -3,23 +3,17 @@
  * every worker, thread or process, that receives the object, and waited on with shared futexes.
  * Without it, in a SharedArrayBuffer: shared with worker threads only, waited on with Atomics.
  * `POOLSCOPE_SHARED_MEMORY=sab` forces the second (for tests of the fallback).
+ *
+ * values.ts and sync.ts reach memory through `wordsOf` and `viewOf` only: an Int32Array's
+ * Atomics and a DataView, each call small enough for V8 to inline.
  */
 import { randomBytes } from 'node:crypto';
 import { threadId } from 'node:worker_threads';
+import type { ByteView } from './ctypes';
 import { sharedMemoryAddon, type SharedMemoryAddon } from './native';
+import { atomicsWaiter, LocalWords, type Waiter, type Words } from './words';
 
-export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
-
-/** Blocking wait/wake on a shared 32-bit word. */
-export interface Waiter {
-  wait(words: Int32Array, index: number, expected: number, timeoutMs: number): WaitResult;
-  notify(words: Int32Array, index: number, count: number): void;
-}
-
-export const atomicsWaiter: Waiter = {
-  wait: (words, index, expected, timeoutMs) => Atomics.wait(words, index, expected, timeoutMs),
-  notify: (words, index, count) => void Atomics.notify(words, index, count),
-};
+export type { WaitResult, Waiter, Words } from './words';
 
 function futexWaiter(addon: SharedMemoryAddon): Waiter {
   return {
@@ -38,11 +32,15 @@ export interface SegmentRef {
   size: number;
 }
 
-export interface Memory {
+/** Memory this thread addresses: a SharedArrayBuffer, or a segment mapped here. */
+export interface LocalMemory {
+  readonly kind: 'local';
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
   readonly waiter: Waiter;
   readonly segment: SegmentRef | undefined;
 }
+
+export type Memory = LocalMemory;
 
 /** How a Memory travels: the SharedArrayBuffer itself, or the segment to map. */
 export type MemoryDescriptor = { sab: SharedArrayBuffer } | { segment: SegmentRef };
@@ -60,17 +58,22 @@ let nextSegment = 1;
 const prefix = randomBytes(4).toString('hex');
 
 /** Fresh zeroed shared memory of at least `bytes` bytes. */
-export function allocate(bytes: number): Memory {
+export function allocate(bytes: number): LocalMemory {
   const size = Math.max(8, Math.ceil(bytes / 8) * 8);
   const addon = useSegments();
   if (!addon)
-    return { buffer: new SharedArrayBuffer(size), waiter: atomicsWaiter, segment: undefined };
+    return {
+      kind: 'local',
+      buffer: new SharedArrayBuffer(size),
+      waiter: atomicsWaiter,
+      segment: undefined,
+    };
   const fd = addon.createSegment(size);
   const buffer = addon.mapSegment(fd, size);
   // The fd stays open while the memory is reachable here: workers open the segment through it.
   closeWhenCollected.register(buffer, fd);
   const segment = { id: `${prefix}-${process.pid}-${nextSegment++}`, pid: process.pid, fd, size };
-  return { buffer, waiter: futexWaiter(addon), segment };
+  return { kind: 'local', buffer, waiter: futexWaiter(addon), segment };
 }
 
 export function describeMemory(memory: Memory): MemoryDescriptor {
@@ -78,32 +81,55 @@ export function describeMemory(memory: Memory): MemoryDescriptor {
 }
 
 /** Segments this thread has mapped, by id, so one segment is mapped once per thread. */
-const mapped = new Map<string, WeakRef<Memory>>();
+const opened = new Map<string, WeakRef<Memory>>();
+
+function reuse<M extends Memory>(key: string, open: () => M): M {
+  const known = opened.get(key)?.deref();
+  if (known) return known as M;
+  const memory = open();
+  opened.set(key, new WeakRef(memory));
+  return memory;
+}
 
 /** In a worker: the same memory, mapped here. */
 export function openMemory(d: MemoryDescriptor): Memory {
-  if ('sab' in d) return { buffer: d.sab, waiter: atomicsWaiter, segment: undefined };
-  const known = mapped.get(d.segment.id)?.deref();
-  if (known) return known;
-  const addon = sharedMemoryAddon();
-  if (!addon) throw new Error('this worker cannot map shared memory: the addon did not load');
-  const fd = addon.openSegment(d.segment.pid, d.segment.fd);
-  try {
-    const memory: Memory = {
-      buffer: addon.mapSegment(fd, d.segment.size),
-      waiter: futexWaiter(addon),
-      segment: d.segment,
-    };
-    mapped.set(d.segment.id, new WeakRef(memory));
-    return memory;
-  } finally {
-    addon.closeFd(fd);
-  }
+  if ('sab' in d)
+    return { kind: 'local', buffer: d.sab, waiter: atomicsWaiter, segment: undefined };
+  const ref = d.segment;
+  return reuse(ref.id, () => {
+    const addon = sharedMemoryAddon();
+    if (!addon) throw new Error('this worker cannot map shared memory: the addon did not load');
+    const fd = addon.openSegment(ref.pid, ref.fd);
+    try {
+      return {
+        kind: 'local',
+        buffer: addon.mapSegment(fd, ref.size),
+        waiter: futexWaiter(addon),
+        segment: ref,
+      } satisfies LocalMemory;
+    } finally {
+      addon.closeFd(fd);
+    }
+  });
 }
 
-/** Whether memory can be used by worker processes (a segment) or only by threads. */
-export function crossesProcesses(memory: Memory): boolean {
-  return memory.segment !== undefined;
+/** `count` 32-bit words of `memory`, from `byteOffset` (4-aligned). */
+export function wordsOf(memory: Memory, byteOffset: number, count: number): Words {
+  return new LocalWords(new Int32Array(memory.buffer, byteOffset, count), memory.waiter);
+}
+
+/** A DataView's accessors over `length` bytes of `memory` from `byteOffset`. */
+export function viewOf(memory: Memory, byteOffset: number, length: number): ByteView {
+  return new DataView(memory.buffer, byteOffset, length);
+}
+
+/** `length` bytes of `memory`. */
+export function bytesOf(memory: Memory, byteOffset: number, length: number): Uint8Array {
+  return new Uint8Array(memory.buffer, byteOffset, length);
+}
+
+export function writeBytes(memory: Memory, byteOffset: number, bytes: Uint8Array): void {
+  new Uint8Array(memory.buffer, byteOffset, bytes.length).set(bytes);
 }
 
 let osThreadId: number | undefined;
