@@ -1,13 +1,16 @@
 /**
- * Locks over shared memory, usable from every thread that holds the same buffer (and, with the
- * native addon, every process): `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`.
- * Python's API, synchronous like Python's: `acquire(blocking, timeout)` blocks the calling
- * thread (Atomics.wait; Node allows it on the main thread too).
+ * Locks over shared memory, usable from every thread and process that receives them: `Lock`,
+ * `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`. Python's API, synchronous like
+ * Python's: `acquire(blocking, timeout)` blocks the calling thread (Atomics.wait, or the addon's
+ * futex; Node allows it on the main thread too).
  *
  * Each primitive is a few 32-bit words of shared memory (`memory.ts`): a segment the addon maps
- * in every process, or a SharedArrayBuffer; it travels to workers as a descriptor of that memory
- * and is rebuilt there (see `marshal.ts`). The words are used through `Words` (words.ts).
+ * in every process, or a SharedArrayBuffer (reached by worker processes through its owner's
+ * server, without the addon). It travels to workers as a descriptor of that memory and is
+ * rebuilt there (see `marshal.ts`). The words are used through `Words` (words.ts), so the same
+ * code runs on all three.
  */
+import type { Backend } from '../backend/worker-handle';
 import { LockOwnerDiedError } from '../errors';
 import { announceShared } from '../trace/shared-trace';
 import {
@@ -88,9 +91,9 @@ abstract class SharedSync {
     this.words = wordsOf(this.memory, offset, words);
   }
 
-  /** @internal */
-  describe(): SyncDescriptor {
-    const d: SyncDescriptor = { kind: this.kind, memory: describeMemory(this.memory) };
+  /** @internal How it travels to a worker of backend `to`. */
+  describe(to: Backend): SyncDescriptor {
+    const d: SyncDescriptor = { kind: this.kind, memory: describeMemory(this.memory, to) };
     if (this.offset !== 0) d.offset = this.offset;
     return d;
   }
@@ -148,10 +151,16 @@ const CONTENTION = 3;
 export class Lock extends SharedSync {
   /** This thread's holder token for this memory. */
   private readonly token: number;
+  /**
+   * Polls before sleeping: none on remote memory, where each poll is a round trip to the
+   * process that serves it, as long as a wait.
+   */
+  private readonly spins: number;
 
   constructor(memory?: Memory, announce = true, offset = 0) {
     super('Lock', 4, memory, offset);
     this.token = holderToken(this.memory);
+    this.spins = this.memory.kind === 'remote' ? 0 : SPIN_POLLS;
     if (!memory && announce) {
       announceShared(
         { sample: () => ({ value: { locked: this.locked() }, contention: this.contention }) },
@@ -218,7 +227,7 @@ export class Lock extends SharedSync {
    */
   private spin(mark: number): boolean {
     const w = this.words;
-    for (let poll = 0, pause = 1; poll < SPIN_POLLS; poll++) {
+    for (let poll = 0, pause = 1; poll < this.spins; poll++) {
       if (
         w.load(STATE) === UNLOCKED &&
         w.claim(STATE, UNLOCKED, mark, PID, this.token) === UNLOCKED
@@ -244,8 +253,8 @@ export class Lock extends SharedSync {
       let nextCheck = performance.now() + HOLDER_CHECK_MS;
       const sab = asyncWaitable(w) !== undefined;
       for (let pollMs = 1; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
-        // SharedArrayBuffer: the blocking protocol (mark contended, be notified). Segment
-        // memory: poll; a woken sleeper re-marks the lock, so taking it unmarked is safe.
+        // SharedArrayBuffer: the blocking protocol (mark contended, be notified). Segment and
+        // remote memory: poll; a woken sleeper re-marks the lock, so taking it unmarked is safe.
         if (
           sab
             ? w.claimExchange(STATE, CONTENDED, UNLOCKED, PID, this.token) === UNLOCKED
@@ -588,8 +597,8 @@ export class Condition extends SharedSync {
   }
 
   /** @internal */
-  override describe(): SyncDescriptor {
-    return { ...super.describe(), lock: this.lock.describe() };
+  override describe(to: Backend): SyncDescriptor {
+    return { ...super.describe(to), lock: this.lock.describe(to) };
   }
 }
 

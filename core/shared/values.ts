@@ -7,6 +7,7 @@
  * each read and each write, and `v.value += 1` is still two separate steps, not atomic. Hold the
  * lock around both (`v.withLock(() => { v.value += 1 })`) or use `v.add(1)`.
  */
+import type { Backend } from '../backend/worker-handle';
 import {
   describeType,
   resolveType,
@@ -93,6 +94,7 @@ function makeLock(option: LockOption): Lock | RLock | undefined {
 
 abstract class SharedCType {
   readonly type: CType;
+  /** A DataView where this thread addresses the memory; its accessors, remote, otherwise. */
   readonly view: ByteView;
   readonly memory: Memory;
   protected readonly lock: Lock | RLock | undefined;
@@ -119,7 +121,19 @@ abstract class SharedCType {
     }
     this.view = viewOf(this.memory, 0, Math.max(1, bytes));
     this.lock = lock;
-    this.guard = lock ? (fn) => lock.withLock(fn) : (fn) => fn();
+    const own = this.memory;
+    this.guard = lock
+      ? (fn) => lock.withLock(fn)
+      : own.kind === 'remote'
+        ? (fn) => {
+            try {
+              return fn();
+            } finally {
+              // Remote memory holds small writes back until the next request (or a release).
+              own.flush();
+            }
+          }
+        : (fn) => fn();
   }
 
   /** The lock that guards this object (Python's `get_lock()`); raw objects have none. */
@@ -171,7 +185,9 @@ abstract class SharedCType {
           typeof value === 'string' ? value.charCodeAt(0) : (value as Scalar),
         );
     } finally {
-      lock?.release();
+      if (lock) lock.release();
+      // Remote memory holds small writes back until the next request: send them now.
+      else if (this.memory.kind === 'remote') this.memory.flush();
     }
   }
 
@@ -198,14 +214,14 @@ abstract class SharedCType {
   /** @internal */
   protected abstract sample(): { value: unknown; contention?: number };
 
-  /** @internal How it travels to a worker. */
-  describe(kind: 'Value' | 'Array'): SharedDescriptor {
+  /** @internal How it travels to a worker of backend `to`. */
+  describe(kind: 'Value' | 'Array', to: Backend): SharedDescriptor {
     return {
       kind,
       type: typeSpec(this.type),
       length: this.length,
-      memory: describeMemory(this.memory),
-      lock: this.lock?.describe(),
+      memory: describeMemory(this.memory, to),
+      lock: this.lock?.describe(to),
     };
   }
 }
@@ -392,7 +408,10 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
     this.guard(() => writeBytes(this.memory, 0, written));
   }
 
-  /** For `'c'` arrays: every byte. */
+  /**
+   * For `'c'` arrays: every byte. The memory itself where this thread addresses it; a copy in a
+   * worker process that reaches the memory through the process that made it (no addon).
+   */
   get raw(): Uint8Array {
     this.mustBeChars();
     return bytesOf(this.memory, 0, this.length);
