@@ -129,6 +129,8 @@ export class RemoteClient {
   static for(ref: RemoteRef): RemoteClient {
     let client = clients.get(ref.address);
     if (!client || client.gone) {
+      // Servers that ended (an owner's server stops when it serves nothing) are forgotten here.
+      for (const [address, other] of clients) if (other.gone) clients.delete(address);
       client = new RemoteClient(ref.address, ref.token, ref.pid);
       clients.set(ref.address, client);
     }
