@@ -8,9 +8,15 @@
 // compiled the loop (Python, an interpreter, has nothing to warm up; its processes are started
 // before its timing too). `--cold` skips that, for the number with compilation included.
 //
-//   node bench/shared.mjs [--reps 3] [--total 1000000] [--cold]
+// The "no addon" rows run the same loops with POOLSCOPE_SHARED_MEMORY=sab: worker processes then
+// reach the Value through the main process's server thread (the fallback), every access a round
+// trip, so they do `--fallback-total` increments (like Python's Manager, which is in the same
+// league).
+//
+//   node bench/shared.mjs [--reps 3] [--total 1000000] [--fallback-total 4000] [--cold]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -19,12 +25,14 @@ const { values } = parseArgs({
   options: {
     reps: { type: 'string', default: '3' },
     total: { type: 'string', default: '1000000' },
+    'fallback-total': { type: 'string', default: '4000' },
     cold: { type: 'boolean', default: false },
   },
 });
 const reps = Number(values.reps);
 const warm = !values.cold;
 const total = Number(values.total);
+const fallbackTotal = Number(values['fallback-total']);
 if (!existsSync(join(root, 'dist/core/index.js')))
   execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -48,11 +56,13 @@ const script = `
     await pool.terminate();
   })();`;
 
-function poolscope(backend, fn) {
-  const args = ['-e', script, backend, fn, String(total), warm ? 'warm' : 'cold'];
+function poolscope(backend, fn, fallback = false) {
+  const n = fallback ? fallbackTotal : total;
+  const args = ['-e', script, backend, fn, String(n), warm ? 'warm' : 'cold'];
   const out = execFileSync(process.execPath, args, {
     encoding: 'utf8',
-    timeout: 120_000,
+    timeout: 300_000,
+    env: fallback ? { ...process.env, POOLSCOPE_SHARED_MEMORY: 'sab' } : process.env,
   });
   return JSON.parse(out.trim().split('\n').pop()).rate;
 }
@@ -62,6 +72,8 @@ const rows = {
   'Poolscope threads, locked': [],
   'Poolscope processes, atomic add': [],
   'Poolscope threads, atomic add': [],
+  'Poolscope processes, locked, no addon (server-backed)': [],
+  'Poolscope processes, atomic add, no addon (server-backed)': [],
   'Python Value + get_lock()': [],
   'Python Manager Value + Lock': [],
 };
@@ -71,6 +83,12 @@ for (let rep = 0; rep < reps; rep++) {
   rows['Poolscope threads, locked'].push(poolscope('thread', 'lockedIncrements'));
   rows['Poolscope processes, atomic add'].push(poolscope('process', 'atomicAdds'));
   rows['Poolscope threads, atomic add'].push(poolscope('thread', 'atomicAdds'));
+  rows['Poolscope processes, locked, no addon (server-backed)'].push(
+    poolscope('process', 'lockedIncrements', true),
+  );
+  rows['Poolscope processes, atomic add, no addon (server-backed)'].push(
+    poolscope('process', 'atomicAdds', true),
+  );
   const py = spawnSync('python3', [join(root, 'bench/shared_py.py'), String(total), '20000'], {
     encoding: 'utf8',
     timeout: 300_000,
@@ -85,7 +103,13 @@ for (let rep = 0; rep < reps; rep++) {
 console.log(
   `# Shared state: ${total.toLocaleString('en-US')} increments from 2 workers (median of ${reps}${warm ? '' : ', cold'})\n`,
 );
-console.log(`Node ${process.version}, Python ${pythonVersion}, ${new Date().toISOString()}\n`);
+console.log(
+  `No addon rows: ${fallbackTotal.toLocaleString('en-US')} increments; Python's Manager: 20,000.\n`,
+);
+const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+console.log(
+  `Node ${process.version}, Python ${pythonVersion}, ${availableParallelism()} CPUs, load average ${load}, ${new Date().toISOString()}\n`,
+);
 console.log('| mechanism | increments/s | vs Python Value + get_lock() |');
 console.log('|---|---:|---:|');
 const python = rows['Python Value + get_lock()'].length

@@ -161,6 +161,22 @@ export class LockOwnerDiedError extends Error {
 }
 named(LockOwnerDiedError, 'LockOwnerDiedError');
 
+/**
+ * Shared memory this worker process reached through the process that made it (the server-backed
+ * fallback, without the addon) is out of reach: that process exited, or stopped serving it.
+ * Every later use of the objects over it fails the same way, never hangs. `ownerPid` is that
+ * process.
+ */
+export class SharedMemoryGoneError extends Error {
+  constructor(
+    message: string,
+    readonly ownerPid: number,
+  ) {
+    super(message);
+  }
+}
+named(SharedMemoryGoneError, 'SharedMemoryGoneError');
+
 /** How a manager ended, as far as the client can tell. */
 export type ManagerGoneReason =
   'stopped' | 'closed' | 'killed' | 'exited' | 'unreachable' | 'connection-lost';
@@ -284,6 +300,7 @@ export const POOLSCOPE_ERRORS: Record<string, new (...args: never[]) => Error> =
   SerializationError,
   ThrownValueError,
   LockOwnerDiedError,
+  SharedMemoryGoneError,
   ManagerGoneError,
   AuthenticationError,
   KeyError,

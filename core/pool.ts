@@ -22,8 +22,7 @@ import { ProcessWorker } from './backend/process';
 import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
 import { decodeThrown } from './error-codec';
-import { hasShared, marshalArgs, threadOnlyArgument } from './shared/marshal';
-import { addonUnavailableReason } from './shared/native';
+import { hasShared, marshalArgs } from './shared/marshal';
 import {
   PoolStateError,
   PoolTerminatedError,
@@ -420,7 +419,7 @@ export class Pool extends EventEmitter {
       );
     }
     if (this.state !== 'running') this.checkRunning(`applyAsync('${name}')`);
-    if (hasShared(args)) args = this.sharedArgs(args, name);
+    if (hasShared(args)) args = this.sharedArgs(args);
     const id = this.nextTaskId++;
     const caller = this.submitSite(id, name, publicMethod);
     const result = new AsyncResult<unknown>(
@@ -615,17 +614,8 @@ export class Pool extends EventEmitter {
   }
 
   /** Shared memory objects travel as descriptors of the same memory. */
-  private sharedArgs(args: unknown[], name: string): unknown[] {
-    if (this.backend === 'process') {
-      const bad = threadOnlyArgument(args);
-      if (bad !== -1) {
-        throw new TypeError(
-          `${name}(): argument ${bad} lives in memory only threads can share: the shared-memory addon ` +
-            `is not available (${addonUnavailableReason() || 'POOLSCOPE_SHARED_MEMORY=sab'}); build it with \`npm run build\`, or use poolscope/dummy`,
-        );
-      }
-    }
-    const marshaled = marshalArgs(args);
+  private sharedArgs(args: unknown[]): unknown[] {
+    const marshaled = marshalArgs(args, this.backend);
     // The originals keep their memory open until the task is done with it.
     pinned.set(marshaled, args);
     return marshaled;
@@ -639,11 +629,11 @@ export class Pool extends EventEmitter {
     if (kind === TaskKind.StarmapChunk) {
       if (list.some((item) => Array.isArray(item) && hasShared(item))) {
         list = list.map((item) =>
-          Array.isArray(item) && hasShared(item) ? this.sharedArgs(item, name) : item,
+          Array.isArray(item) && hasShared(item) ? this.sharedArgs(item) : item,
         );
       }
     } else if (hasShared(list)) {
-      list = this.sharedArgs(list, name);
+      list = this.sharedArgs(list);
     }
     if (kind === TaskKind.StarmapChunk) {
       const bad = list.findIndex((item) => !Array.isArray(item));

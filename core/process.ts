@@ -11,8 +11,7 @@ import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
 import { decodeThrown } from './error-codec';
 import { PoolStateError, WorkerModuleError } from './errors';
-import { hasShared, marshalArgs, threadOnlyArgument } from './shared/marshal';
-import { addonUnavailableReason } from './shared/native';
+import { hasShared, marshalArgs } from './shared/marshal';
 import { tracer } from './trace/emitter';
 import { errorInfo } from './trace/error-info';
 import { functionName, locationOf, resolveModule, type TaskFunction } from './pool';
@@ -108,17 +107,8 @@ export class Process {
   private targetArgs(): unknown[] {
     const args = this.options.args ?? [];
     if (!hasShared(args)) return args;
-    if (this.backend === 'process') {
-      const bad = threadOnlyArgument(args);
-      if (bad !== -1) {
-        throw new TypeError(
-          `${this.name}: argument ${bad} lives in memory only threads can share: the shared-memory addon ` +
-            `is not available (${addonUnavailableReason() || 'POOLSCOPE_SHARED_MEMORY=sab'}); build it with \`npm run build\`, or use poolscope/dummy`,
-        );
-      }
-    }
     // The originals stay reachable through this.options for as long as the Process exists.
-    return marshalArgs(args);
+    return marshalArgs(args, this.backend);
   }
 
   /** Waits for the process to end, or for `timeoutMs`; check `exitCode` to know which. */

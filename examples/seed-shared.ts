@@ -2,7 +2,8 @@
 // and a Lock, created here, modified by a Process, read back here.
 //   node --import ./dist/cli/register.mjs examples/seed-shared.ts --threads
 // (or: node dist/cli/main.js run examples/seed-shared.ts --threads)
-// On processes (no --threads) it needs the cross-process shared memory addon, still to come.
+// On processes (no --threads) it uses the shared-memory addon; without it (or with
+// POOLSCOPE_SHARED_MEMORY=sab) the slower server-backed fallback, and prints the same.
 /* eslint-disable @typescript-eslint/no-array-constructor -- `Array` is Poolscope's shared Array, named as in the seed */
 const threads = process.argv.includes('--threads');
 const { Array, Lock, Process, Struct, Value, c_double } = (await import(

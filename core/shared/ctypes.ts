@@ -6,6 +6,34 @@
 
 export type TypeCode = 'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'l' | 'L' | 'q' | 'Q' | 'f' | 'd' | 'c';
 
+/**
+ * What types read and write through: a DataView over memory this thread addresses, or, for
+ * memory another process serves (no addon, see remote/client.ts), the same calls sent there.
+ */
+export type ByteView = Pick<
+  DataView,
+  | 'getInt8'
+  | 'getUint8'
+  | 'getInt16'
+  | 'getUint16'
+  | 'getInt32'
+  | 'getUint32'
+  | 'getBigInt64'
+  | 'getBigUint64'
+  | 'getFloat32'
+  | 'getFloat64'
+  | 'setInt8'
+  | 'setUint8'
+  | 'setInt16'
+  | 'setUint16'
+  | 'setInt32'
+  | 'setUint32'
+  | 'setBigInt64'
+  | 'setBigUint64'
+  | 'setFloat32'
+  | 'setFloat64'
+>;
+
 export interface ScalarType {
   readonly kind: 'scalar';
   readonly code: TypeCode;
@@ -13,8 +41,8 @@ export interface ScalarType {
   readonly align: number;
   /** An integer type whose values fit an Int32Array/Uint32Array lane, so Atomics work on it. */
   readonly atomic: boolean;
-  read(view: DataView, offset: number): number | bigint;
-  write(view: DataView, offset: number, value: number | bigint): void;
+  read(view: ByteView, offset: number): number | bigint;
+  write(view: ByteView, offset: number, value: number | bigint): void;
 }
 
 export interface StructType {
@@ -33,8 +61,8 @@ function scalar(
   code: TypeCode,
   size: number,
   atomic: boolean,
-  read: (v: DataView, o: number) => number | bigint,
-  write: (v: DataView, o: number, x: number | bigint) => void,
+  read: (v: ByteView, o: number) => number | bigint,
+  write: (v: ByteView, o: number, x: number | bigint) => void,
 ): ScalarType {
   return Object.freeze({ kind: 'scalar', code, size, align: size, atomic, read, write });
 }

@@ -5,6 +5,7 @@
  * reconnect in the worker. Only top-level arguments are looked at: that is where Python's API
  * passes them.
  */
+import type { Backend } from '../backend/worker-handle';
 import { BaseProxy, reviveProxy, type ProxyDescriptor } from '../manager/proxies';
 import { Struct, TYPES, type CType } from './ctypes';
 import { openMemory } from './memory';
@@ -55,27 +56,19 @@ export function hasShared(args: readonly unknown[]): boolean {
   return false;
 }
 
-/** The first shared argument that lives in memory only threads can share, if any. */
-export function threadOnlyArgument(args: readonly unknown[]): number {
-  return args.findIndex(
-    (a) =>
-      typeof a === 'object' &&
-      a !== null &&
-      isShared(a) &&
-      !(a instanceof BaseProxy) &&
-      a.memory.segment === undefined,
-  );
-}
-
-/** Arguments with shared objects replaced by their descriptors. */
-export function marshalArgs(args: readonly unknown[]): unknown[] {
+/**
+ * Arguments for a worker of backend `to`, with shared objects replaced by their descriptors. A
+ * SharedArrayBuffer (no addon) goes to threads as it is, and to processes as the address of
+ * the server thread that serves it from here (started on first use).
+ */
+export function marshalArgs(args: readonly unknown[], to: Backend): unknown[] {
   return args.map((a): unknown => {
     if (typeof a !== 'object' || a === null || !isShared(a)) return a;
     if (a instanceof BaseProxy) return { [TAG]: 'proxy', d: a.describe() } satisfies Marked;
-    if (a instanceof Value) return { [TAG]: 'value', d: a.describe('Value') } satisfies Marked;
+    if (a instanceof Value) return { [TAG]: 'value', d: a.describe('Value', to) } satisfies Marked;
     if (a instanceof SharedArray)
-      return { [TAG]: 'value', d: a.describe('Array') } satisfies Marked;
-    return { [TAG]: 'sync', d: (a as AnySync).describe() } satisfies Marked;
+      return { [TAG]: 'value', d: a.describe('Array', to) } satisfies Marked;
+    return { [TAG]: 'sync', d: (a as AnySync).describe(to) } satisfies Marked;
   });
 }
 

@@ -1,7 +1,8 @@
 /**
  * The shared-memory addon (native/), loaded once. Where it is missing (not built, not Linux, a
  * runtime that forbids external buffers) the library says so once, on stderr, and carries on
- * without cross-process shared memory.
+ * with SharedArrayBuffers, which worker processes reach through a server thread of the process
+ * that made them (remote/): the same objects and semantics, slower.
  */
 import { join } from 'node:path';
 
@@ -46,7 +47,9 @@ export function sharedMemoryAddon(warn = true): SharedMemoryAddon | undefined {
       reason = (err as Error).message.split('\n')[0] ?? String(err);
       if (warn) {
         process.stderr.write(
-          `poolscope: cross-process shared memory is unavailable (${reason}); run \`npm run build\` to build native/\n`,
+          `poolscope: the shared-memory addon did not load (${reason}); shared objects passed to ` +
+            'worker processes fall back to a slower server-backed mode (worker threads are not ' +
+            'affected); run `npm run build` to build native/\n',
         );
       }
     }

@@ -1,13 +1,16 @@
 /**
- * Locks over shared memory, usable from every thread that holds the same buffer (and, with the
- * native addon, every process): `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`.
- * Python's API, synchronous like Python's: `acquire(blocking, timeout)` blocks the calling
- * thread (Atomics.wait; Node allows it on the main thread too).
+ * Locks over shared memory, usable from every thread and process that receives them: `Lock`,
+ * `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`. Python's API, synchronous like
+ * Python's: `acquire(blocking, timeout)` blocks the calling thread (Atomics.wait, or the addon's
+ * futex; Node allows it on the main thread too).
  *
  * Each primitive is a few 32-bit words of shared memory (`memory.ts`): a segment the addon maps
- * in every process, or a SharedArrayBuffer; it travels to workers as a descriptor of that memory
- * and is rebuilt there (see `marshal.ts`).
+ * in every process, or a SharedArrayBuffer (reached by worker processes through its owner's
+ * server, without the addon). It travels to workers as a descriptor of that memory and is
+ * rebuilt there (see `marshal.ts`). The words are used through `Words` (words.ts), so the same
+ * code runs on all three.
  */
+import type { Backend } from '../backend/worker-handle';
 import { LockOwnerDiedError } from '../errors';
 import { announceShared } from '../trace/shared-trace';
 import {
@@ -15,9 +18,11 @@ import {
   describeMemory,
   holderToken,
   openMemory,
+  wordsOf,
   type Memory,
   type MemoryDescriptor,
 } from './memory';
+import { asyncWaitable, type Words } from './words';
 
 /** Timeouts are in milliseconds, as everywhere in Node; undefined or negative: wait forever. */
 function deadlineOf(timeoutMs: number | undefined): number {
@@ -32,20 +37,20 @@ function remaining(deadline: number): number {
 const MAX_POLL_MS = 20;
 
 /**
- * Waits, without blocking the thread, until `words[index]` may no longer be `expected`, or
- * `ms` (finite) passes. SharedArrayBuffer: `Atomics.waitAsync`, woken by the same notify as
- * blocking waiters. Segment memory has no async futex: sleep `pollMs` and look again.
+ * Waits, without blocking the thread, until word `index` may no longer be `expected`, or `ms`
+ * (finite) passes. SharedArrayBuffer: `Atomics.waitAsync`, woken by the same notify as blocking
+ * waiters. Segment and remote memory have no async wait: sleep `pollMs` and look again.
  */
 async function settle(
-  memory: Memory,
-  words: Int32Array,
+  words: Words,
   index: number,
   expected: number,
   ms: number,
   pollMs: number,
 ): Promise<void> {
-  if (memory.buffer instanceof SharedArrayBuffer) {
-    const result = Atomics.waitAsync(words, index, expected, ms);
+  const array = asyncWaitable(words);
+  if (array) {
+    const result = Atomics.waitAsync(array, index, expected, ms);
     if (!result.async) return;
     // A pending waitAsync does not keep Node's event loop alive; this timer does.
     const keepAlive = setTimeout(() => undefined, ms);
@@ -72,7 +77,7 @@ export interface SyncDescriptor {
 }
 
 abstract class SharedSync {
-  readonly words: Int32Array;
+  readonly words: Words;
   readonly memory: Memory;
 
   constructor(
@@ -83,16 +88,12 @@ abstract class SharedSync {
     readonly offset = 0,
   ) {
     this.memory = memory ?? allocate(words * 4);
-    this.words = new Int32Array(this.memory.buffer, offset, words);
+    this.words = wordsOf(this.memory, offset, words);
   }
 
-  protected get waiter(): Memory['waiter'] {
-    return this.memory.waiter;
-  }
-
-  /** @internal */
-  describe(): SyncDescriptor {
-    const d: SyncDescriptor = { kind: this.kind, memory: describeMemory(this.memory) };
+  /** @internal How it travels to a worker of backend `to`. */
+  describe(to: Backend): SyncDescriptor {
+    const d: SyncDescriptor = { kind: this.kind, memory: describeMemory(this.memory, to) };
     if (this.offset !== 0) d.offset = this.offset;
     return d;
   }
@@ -150,10 +151,16 @@ const CONTENTION = 3;
 export class Lock extends SharedSync {
   /** This thread's holder token for this memory. */
   private readonly token: number;
+  /**
+   * Polls before sleeping: none on remote memory, where each poll is a round trip to the
+   * process that serves it, as long as a wait.
+   */
+  private readonly spins: number;
 
   constructor(memory?: Memory, announce = true, offset = 0) {
     super('Lock', 4, memory, offset);
     this.token = holderToken(this.memory);
+    this.spins = this.memory.kind === 'remote' ? 0 : SPIN_POLLS;
     if (!memory && announce) {
       announceShared(
         { sample: () => ({ value: { locked: this.locked() }, contention: this.contention }) },
@@ -167,23 +174,19 @@ export class Lock extends SharedSync {
 
   /** Takes the lock; with `blocking` false or a timeout, says whether it got it. */
   acquire(blocking = true, timeoutMs?: number): boolean {
-    const w = this.words;
-    // The uncontended case is one compare-exchange; everything else is out of line.
-    if (
-      Atomics.compareExchange(w, STATE, UNLOCKED, LOCKED) !== UNLOCKED &&
-      !this.acquireSlow(blocking, timeoutMs)
-    )
-      return false;
-    // Plain stores: these words are only read to find a dead holder or an RLock's owner.
-    w[HOLDER_PID] = PID;
-    w[HOLDER_TID] = this.token;
-    return true;
+    // The uncontended case is one compare-exchange (with plain stores of the holder's words:
+    // they are only read to find a dead holder or an RLock's owner); everything else is out of
+    // line. Every way of taking the lock writes the holder's words with it (Words.claim).
+    return (
+      this.words.claim(STATE, UNLOCKED, LOCKED, PID, this.token) === UNLOCKED ||
+      this.acquireSlow(blocking, timeoutMs)
+    );
   }
 
   private acquireSlow(blocking: boolean, timeoutMs: number | undefined): boolean {
     const w = this.words;
     if (!blocking) return false;
-    Atomics.add(w, CONTENTION, 1);
+    w.add(CONTENTION, 1);
     const deadline = deadlineOf(timeoutMs);
     let nextCheck = performance.now() + HOLDER_CHECK_MS;
     // What to take the lock with. After a sleep, CONTENDED: others may be asleep too, and the
@@ -191,14 +194,21 @@ export class Lock extends SharedSync {
     let mark = LOCKED;
     for (;;) {
       if (this.spin(mark)) return true;
-      // Mark the lock contended, so that its release wakes us, and sleep (in slices, to notice
-      // a holder that died holding the lock).
-      if (Atomics.exchange(w, STATE, CONTENDED) === UNLOCKED) return true;
+      // Mark the lock contended, so that its release wakes us, and take it if that found it
+      // free; else sleep (in slices, to notice a holder that died holding the lock) and try
+      // again as soon as woken (Words.claimOrWait).
       const left = remaining(deadline);
+      const slept = w.claimOrWait(
+        STATE,
+        CONTENDED,
+        UNLOCKED,
+        PID,
+        this.token,
+        Math.min(left, HOLDER_CHECK_MS),
+      );
+      if (slept === 'claimed') return true;
       if (left === 0) return false;
-      const slept = this.waiter.wait(w, STATE, CONTENDED, Math.min(left, HOLDER_CHECK_MS));
       mark = CONTENDED;
-      if (Atomics.exchange(w, STATE, CONTENDED) === UNLOCKED) return true;
       // A slice that ran out with nobody waking us: is the holder still there?
       if (slept === 'timed-out' || performance.now() >= nextCheck) {
         nextCheck = performance.now() + HOLDER_CHECK_MS;
@@ -217,10 +227,10 @@ export class Lock extends SharedSync {
    */
   private spin(mark: number): boolean {
     const w = this.words;
-    for (let poll = 0, pause = 1; poll < SPIN_POLLS; poll++) {
+    for (let poll = 0, pause = 1; poll < this.spins; poll++) {
       if (
-        Atomics.load(w, STATE) === UNLOCKED &&
-        Atomics.compareExchange(w, STATE, UNLOCKED, mark) === UNLOCKED
+        w.load(STATE) === UNLOCKED &&
+        w.claim(STATE, UNLOCKED, mark, PID, this.token) === UNLOCKED
       )
         return true;
       for (let i = 0; i < pause; i++) Atomics.load(pauseWord, 0);
@@ -238,42 +248,45 @@ export class Lock extends SharedSync {
   async acquireAsync(timeoutMs?: number): Promise<boolean> {
     const w = this.words;
     if (!this.acquireNow()) {
-      Atomics.add(w, CONTENTION, 1);
+      w.add(CONTENTION, 1);
       const deadline = deadlineOf(timeoutMs);
       let nextCheck = performance.now() + HOLDER_CHECK_MS;
-      const sab = this.memory.buffer instanceof SharedArrayBuffer;
+      const sab = asyncWaitable(w) !== undefined;
       for (let pollMs = 1; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
-        // SharedArrayBuffer: the blocking protocol (mark contended, be notified). Segment
-        // memory: poll; a woken sleeper re-marks the lock, so taking it unmarked is safe.
-        if (sab ? Atomics.exchange(w, STATE, CONTENDED) === UNLOCKED : this.acquireNow()) break;
+        // SharedArrayBuffer: the blocking protocol (mark contended, be notified). Segment and
+        // remote memory: poll; a woken sleeper re-marks the lock, so taking it unmarked is safe.
+        if (
+          sab
+            ? w.claimExchange(STATE, CONTENDED, UNLOCKED, PID, this.token) === UNLOCKED
+            : this.acquireNow()
+        )
+          break;
         const left = remaining(deadline);
         if (left === 0) return false;
-        await settle(this.memory, w, STATE, CONTENDED, Math.min(left, HOLDER_CHECK_MS), pollMs);
+        await settle(w, STATE, CONTENDED, Math.min(left, HOLDER_CHECK_MS), pollMs);
         if (performance.now() >= nextCheck) {
           nextCheck = performance.now() + HOLDER_CHECK_MS;
           this.checkHolder();
         }
       }
     }
-    w[HOLDER_PID] = PID;
-    w[HOLDER_TID] = this.token;
     return true;
   }
 
   private acquireNow(): boolean {
-    return Atomics.compareExchange(this.words, STATE, UNLOCKED, LOCKED) === UNLOCKED;
+    return this.words.claim(STATE, UNLOCKED, LOCKED, PID, this.token) === UNLOCKED;
   }
 
   /** A holder in another process that no longer exists: release for it, and say so. */
   private checkHolder(): void {
     const w = this.words;
-    const holder = Atomics.load(w, HOLDER_PID);
+    const holder = w.load(HOLDER_PID);
     if (holder === 0 || holder === PID || processAlive(holder)) return;
     // Only one waiter recovers the lock.
-    if (Atomics.compareExchange(w, HOLDER_PID, holder, 0) !== holder) return;
-    Atomics.store(w, HOLDER_TID, 0);
-    Atomics.store(w, STATE, UNLOCKED);
-    this.waiter.notify(w, STATE, Infinity);
+    if (w.compareExchange(HOLDER_PID, holder, 0) !== holder) return;
+    w.store(HOLDER_TID, 0);
+    w.store(STATE, UNLOCKED);
+    w.notify(STATE, Infinity);
     throw new LockOwnerDiedError(
       `the ${this.kind}'s holder, process ${holder}, died while holding it; the lock was released, ` +
         'but what it protected may be half-updated',
@@ -282,27 +295,24 @@ export class Lock extends SharedSync {
   }
 
   release(): void {
-    const w = this.words;
-    if (w[STATE] === UNLOCKED) throw new Error('release of an unlocked Lock');
-    w[HOLDER_PID] = 0;
-    w[HOLDER_TID] = 0;
-    // One atomic operation: it frees the lock, publishes the stores above and the data the lock
-    // guards, and says whether anyone may be asleep.
-    if (Atomics.exchange(w, STATE, UNLOCKED) === CONTENDED) this.waiter.notify(w, STATE, 1);
+    // Clears the holder's words, then one atomic operation frees the lock, publishes them and
+    // the data the lock guards, and says whether anyone may be asleep (Words.unclaim).
+    if (!this.words.unclaim(STATE, UNLOCKED, CONTENDED))
+      throw new Error('release of an unlocked Lock');
   }
 
   /** @internal Whether this thread holds it (for RLock): one plain read of the holder token. */
   heldHere(): boolean {
-    return this.words[HOLDER_TID] === this.token;
+    return this.words.holds(HOLDER_TID, this.token);
   }
 
   locked(): boolean {
-    return Atomics.load(this.words, STATE) !== UNLOCKED;
+    return this.words.load(STATE) !== UNLOCKED;
   }
 
   /** How many acquisitions had to wait: lock contention, for the views. */
   get contention(): number {
-    return Atomics.load(this.words, CONTENTION);
+    return this.words.load(CONTENTION);
   }
 
   /** Runs `fn` holding the lock (Python's `with lock:`), and releases it whatever happens. */
@@ -343,33 +353,37 @@ export class RLock extends SharedSync {
   }
 
   acquire(blocking = true, timeoutMs?: number): boolean {
+    const w = this.words;
     // Only the holder writes the depth while it holds the lock: plain arithmetic is enough, and
     // the mutex's release publishes it.
-    if (this.words[HOLDER_TID] === this.token) {
-      this.words[DEPTH]!++;
+    if (w.holds(HOLDER_TID, this.token)) {
+      w.set(DEPTH, w.get(DEPTH) + 1);
       return true;
     }
     if (!this.mutex.acquire(blocking, timeoutMs)) return false;
-    this.words[DEPTH] = 1;
+    w.set(DEPTH, 1);
     return true;
   }
 
   /** `acquire` without blocking the event loop (see `Lock.acquireAsync`). */
   async acquireAsync(timeoutMs?: number): Promise<boolean> {
+    const w = this.words;
     if (this.mutex.heldHere()) {
-      this.words[DEPTH]!++;
+      w.set(DEPTH, w.get(DEPTH) + 1);
       return true;
     }
     if (!(await this.mutex.acquireAsync(timeoutMs))) return false;
-    this.words[DEPTH] = 1;
+    w.set(DEPTH, 1);
     return true;
   }
 
   release(): void {
     const w = this.words;
-    if (w[HOLDER_TID] !== this.token)
+    if (!w.holds(HOLDER_TID, this.token))
       throw new Error('cannot release an RLock this thread does not hold');
-    if (--w[DEPTH]! === 0) this.mutex.release();
+    const depth = w.get(DEPTH) - 1;
+    w.set(DEPTH, depth);
+    if (depth === 0) this.mutex.release();
   }
 
   get contention(): number {
@@ -380,8 +394,8 @@ export class RLock extends SharedSync {
   releaseAll(): number {
     if (!this.mutex.heldHere())
       throw new Error('cannot release an RLock this thread does not hold');
-    const depth = this.words[DEPTH]!;
-    this.words[DEPTH] = 0;
+    const depth = this.words.get(DEPTH);
+    this.words.set(DEPTH, 0);
     this.mutex.release();
     return depth;
   }
@@ -389,7 +403,7 @@ export class RLock extends SharedSync {
   /** @internal For Condition.wait: take it back at the depth it had. */
   acquireAll(depth: number): void {
     this.mutex.acquire();
-    this.words[DEPTH] = depth;
+    this.words.set(DEPTH, depth);
   }
 
   withLock<T>(fn: () => T): T {
@@ -409,8 +423,8 @@ export class Semaphore extends SharedSync {
     if (!memory) {
       if (!Number.isInteger(value) || value < 0)
         throw new RangeError(`semaphore initial value must be >= 0, got ${value}`);
-      this.words[0] = value;
-      this.words[1] = kind === 'BoundedSemaphore' ? value : -1;
+      this.words.set(0, value);
+      this.words.set(1, kind === 'BoundedSemaphore' ? value : -1);
       announceShared({ sample: () => ({ value: this.value }) }, kind, '', 0, true);
     }
   }
@@ -419,15 +433,15 @@ export class Semaphore extends SharedSync {
     const w = this.words;
     const deadline = deadlineOf(timeoutMs);
     for (;;) {
-      const v = Atomics.load(w, 0);
+      const v = w.load(0);
       if (v > 0) {
-        if (Atomics.compareExchange(w, 0, v, v - 1) === v) return true;
+        if (w.compareExchange(0, v, v - 1) === v) return true;
         continue;
       }
       if (!blocking) return false;
       const left = remaining(deadline);
       if (left === 0) return false;
-      this.waiter.wait(w, 0, 0, left);
+      w.wait(0, 0, left);
     }
   }
 
@@ -438,22 +452,22 @@ export class Semaphore extends SharedSync {
       if (this.acquire(false)) return true;
       const left = remaining(deadline);
       if (left === 0) return false;
-      await settle(this.memory, this.words, 0, 0, Math.min(left, HOLDER_CHECK_MS), pollMs);
+      await settle(this.words, 0, 0, Math.min(left, HOLDER_CHECK_MS), pollMs);
     }
   }
 
   release(n = 1): void {
     const w = this.words;
-    const max = Atomics.load(w, 1);
-    if (max >= 0 && Atomics.load(w, 0) + n > max) {
+    const max = w.load(1);
+    if (max >= 0 && w.load(0) + n > max) {
       throw new RangeError('BoundedSemaphore released too many times');
     }
-    Atomics.add(w, 0, n);
-    this.waiter.notify(w, 0, n);
+    w.add(0, n);
+    w.notify(0, n);
   }
 
   get value(): number {
-    return Atomics.load(this.words, 0);
+    return this.words.load(0);
   }
 
   withLock<T>(fn: () => T): T {
@@ -477,16 +491,16 @@ export class Event extends SharedSync {
   }
 
   set(): void {
-    Atomics.store(this.words, 0, 1);
-    this.waiter.notify(this.words, 0, Infinity);
+    this.words.store(0, 1);
+    this.words.notify(0, Infinity);
   }
 
   clear(): void {
-    Atomics.store(this.words, 0, 0);
+    this.words.store(0, 0);
   }
 
   isSet(): boolean {
-    return Atomics.load(this.words, 0) === 1;
+    return this.words.load(0) === 1;
   }
 
   /**
@@ -495,14 +509,15 @@ export class Event extends SharedSync {
    */
   async waitAsync(timeoutMs?: number): Promise<boolean> {
     const deadline = deadlineOf(timeoutMs);
-    while (Atomics.load(this.words, 0) === 0) {
+    const array = asyncWaitable(this.words);
+    while (this.words.load(0) === 0) {
       const left = remaining(deadline);
       if (left === 0) return false;
-      if (this.memory.buffer instanceof SharedArrayBuffer) {
-        const result = Atomics.waitAsync(this.words, 0, 0, left === Infinity ? undefined : left);
+      if (array) {
+        const result = Atomics.waitAsync(array, 0, 0, left === Infinity ? undefined : left);
         if (result.async) await result.value;
       } else {
-        // Segment memory: no async futex to await, so look again shortly.
+        // Segment or remote memory: no async wait to await, so look again shortly.
         await new Promise((r) => setTimeout(r, Math.min(5, left)));
       }
     }
@@ -512,10 +527,10 @@ export class Event extends SharedSync {
   /** Waits until set, or for `timeoutMs`; says whether it is set. Blocks the calling thread. */
   wait(timeoutMs?: number): boolean {
     const deadline = deadlineOf(timeoutMs);
-    while (Atomics.load(this.words, 0) === 0) {
+    while (this.words.load(0) === 0) {
       const left = remaining(deadline);
       if (left === 0) return false;
-      this.waiter.wait(this.words, 0, 0, left);
+      this.words.wait(0, 0, left);
     }
     return true;
   }
@@ -547,10 +562,9 @@ export class Condition extends SharedSync {
 
   /** Must hold the lock. Returns false on timeout. */
   wait(timeoutMs?: number): boolean {
-    const generation = Atomics.load(this.words, 0);
+    const generation = this.words.load(0);
     const depth = this.lock instanceof RLock ? this.lock.releaseAll() : (this.lock.release(), 1);
-    const result = this.waiter.wait(
-      this.words,
+    const result = this.words.wait(
       0,
       generation,
       timeoutMs === undefined || timeoutMs < 0 ? Infinity : timeoutMs,
@@ -574,8 +588,8 @@ export class Condition extends SharedSync {
   }
 
   notify(n = 1): void {
-    Atomics.add(this.words, 0, 1);
-    this.waiter.notify(this.words, 0, n);
+    this.words.add(0, 1);
+    this.words.notify(0, n);
   }
 
   notifyAll(): void {
@@ -583,8 +597,8 @@ export class Condition extends SharedSync {
   }
 
   /** @internal */
-  override describe(): SyncDescriptor {
-    return { ...super.describe(), lock: this.lock.describe() };
+  override describe(to: Backend): SyncDescriptor {
+    return { ...super.describe(to), lock: this.lock.describe(to) };
   }
 }
 

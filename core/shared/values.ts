@@ -7,18 +7,30 @@
  * each read and each write, and `v.value += 1` is still two separate steps, not atomic. Hold the
  * lock around both (`v.withLock(() => { v.value += 1 })`) or use `v.add(1)`.
  */
+import type { Backend } from '../backend/worker-handle';
 import {
   describeType,
   resolveType,
   TYPES,
+  type ByteView,
   type CType,
   type ScalarType,
   type StructType,
   type TypeCode,
 } from './ctypes';
 import { announceShared, summarize } from '../trace/shared-trace';
-import { allocate, describeMemory, type Memory, type MemoryDescriptor } from './memory';
+import {
+  allocate,
+  bytesOf,
+  describeMemory,
+  viewOf,
+  wordsOf,
+  writeBytes,
+  type Memory,
+  type MemoryDescriptor,
+} from './memory';
 import { Lock, RLock, RLOCK_BYTES, type SyncDescriptor } from './sync';
+import type { Words } from './words';
 
 type Scalar = number | bigint;
 type LockOption = boolean | Lock | RLock;
@@ -43,7 +55,7 @@ export interface SharedDescriptor {
 /** A field-by-field view of one struct in shared memory: `point.x **= 2` writes through. */
 function structView(
   type: StructType,
-  view: DataView,
+  view: ByteView,
   offset: number,
   guard: <T>(fn: () => T) => T,
 ): Record<string, Scalar> {
@@ -58,7 +70,7 @@ function structView(
   return obj;
 }
 
-function writeStruct(type: StructType, view: DataView, offset: number, value: unknown): void {
+function writeStruct(type: StructType, view: ByteView, offset: number, value: unknown): void {
   if (Array.isArray(value)) {
     type.fields.forEach((f, i) => f.type.write(view, offset + f.offset, value[i] as Scalar));
   } else if (value && typeof value === 'object') {
@@ -82,7 +94,8 @@ function makeLock(option: LockOption): Lock | RLock | undefined {
 
 abstract class SharedCType {
   readonly type: CType;
-  readonly view: DataView;
+  /** A DataView where this thread addresses the memory; its accessors, remote, otherwise. */
+  readonly view: ByteView;
   readonly memory: Memory;
   protected readonly lock: Lock | RLock | undefined;
   protected readonly guard: <T>(fn: () => T) => T;
@@ -106,9 +119,21 @@ abstract class SharedCType {
       this.memory = memory ?? allocate(bytes);
       lock = makeLock(lockOption);
     }
-    this.view = new DataView(this.memory.buffer, 0, Math.max(1, bytes));
+    this.view = viewOf(this.memory, 0, Math.max(1, bytes));
     this.lock = lock;
-    this.guard = lock ? (fn) => lock.withLock(fn) : (fn) => fn();
+    const own = this.memory;
+    this.guard = lock
+      ? (fn) => lock.withLock(fn)
+      : own.kind === 'remote'
+        ? (fn) => {
+            try {
+              return fn();
+            } finally {
+              // Remote memory holds small writes back until the next request (or a release).
+              own.flush();
+            }
+          }
+        : (fn) => fn();
   }
 
   /** The lock that guards this object (Python's `get_lock()`); raw objects have none. */
@@ -160,7 +185,9 @@ abstract class SharedCType {
           typeof value === 'string' ? value.charCodeAt(0) : (value as Scalar),
         );
     } finally {
-      lock?.release();
+      if (lock) lock.release();
+      // Remote memory holds small writes back until the next request: send them now.
+      else if (this.memory.kind === 'remote') this.memory.flush();
     }
   }
 
@@ -187,14 +214,14 @@ abstract class SharedCType {
   /** @internal */
   protected abstract sample(): { value: unknown; contention?: number };
 
-  /** @internal How it travels to a worker. */
-  describe(kind: 'Value' | 'Array'): SharedDescriptor {
+  /** @internal How it travels to a worker of backend `to`. */
+  describe(kind: 'Value' | 'Array', to: Backend): SharedDescriptor {
     return {
       kind,
       type: typeSpec(this.type),
       length: this.length,
-      memory: describeMemory(this.memory),
-      lock: this.lock?.describe(),
+      memory: describeMemory(this.memory, to),
+      lock: this.lock?.describe(to),
     };
   }
 }
@@ -230,22 +257,18 @@ export class Value<T = Scalar> extends SharedCType {
     this.write(0, v);
   }
 
-  /** The value as an Int32Array/Uint32Array lane, for `add` on 'i'/'I' (made on first use). */
-  private lane: Int32Array | Uint32Array | undefined;
+  /** The value as a 32-bit word, for `add` on 'i'/'I' (made on first use). */
+  private lane: Words | undefined;
 
   /** Adds atomically and returns the new value: safe from any number of workers. */
   add(delta: number | bigint): T {
     const type = this.type;
     if (type.kind === 'scalar' && type.atomic) {
-      const lane = (this.lane ??=
-        type.code === 'i'
-          ? new Int32Array(this.view.buffer, 0, 1)
-          : new Uint32Array(this.view.buffer, 0, 1));
+      const lane = (this.lane ??= wordsOf(this.memory, 0, 1));
       const d = Number(delta);
-      // The new value as the type holds it (wrapped like the add itself).
-      return (
-        type.code === 'i' ? (Atomics.add(lane, 0, d) + d) | 0 : (Atomics.add(lane, 0, d) + d) >>> 0
-      ) as T;
+      // The new value as the type holds it (wrapped like the add itself: the signed word's old
+      // value and the unsigned one differ by 2^32, which >>> 0 drops).
+      return (type.code === 'i' ? (lane.add(0, d) + d) | 0 : (lane.add(0, d) + d) >>> 0) as T;
     }
     if (type.kind !== 'scalar')
       throw new TypeError(`add() needs a numeric Value, not ${describeType(type)}`);
@@ -325,7 +348,7 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
   protected sample(): { value: unknown; contention?: number } {
     const contention = this.lock ? { contention: this.lock.contention } : {};
     if (this.type === TYPES.c) {
-      const bytes = new Uint8Array(this.view.buffer, 0, this.length);
+      const bytes = bytesOf(this.memory, 0, this.length);
       const end = bytes.indexOf(0);
       return {
         value: Buffer.from(bytes.subarray(0, end === -1 ? this.length : end)).toString('latin1'),
@@ -369,7 +392,7 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
   get value(): string {
     this.mustBeChars();
     return this.guard(() => {
-      const bytes = new Uint8Array(this.view.buffer, 0, this.length);
+      const bytes = bytesOf(this.memory, 0, this.length);
       const end = bytes.indexOf(0);
       return Buffer.from(bytes.subarray(0, end === -1 ? this.length : end)).toString('latin1');
     });
@@ -380,17 +403,18 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
     const bytes = Buffer.from(text, 'latin1');
     if (bytes.length > this.length)
       throw new RangeError(`'${text}' is longer than the array (${this.length})`);
-    this.guard(() => {
-      const target = new Uint8Array(this.view.buffer, 0, this.length);
-      target.set(bytes);
-      if (bytes.length < this.length) target[bytes.length] = 0;
-    });
+    // With its NUL when it is shorter than the array, as C's strcpy.
+    const written = bytes.length < this.length ? Buffer.concat([bytes, Buffer.alloc(1)]) : bytes;
+    this.guard(() => writeBytes(this.memory, 0, written));
   }
 
-  /** For `'c'` arrays: every byte. */
+  /**
+   * For `'c'` arrays: every byte. The memory itself where this thread addresses it; a copy in a
+   * worker process that reaches the memory through the process that made it (no addon).
+   */
   get raw(): Uint8Array {
     this.mustBeChars();
-    return new Uint8Array(this.view.buffer, 0, this.length);
+    return bytesOf(this.memory, 0, this.length);
   }
 
   private mustBeChars(): void {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import {
   Array as SharedArrayOf,
   BoundedSemaphore,
@@ -272,18 +273,122 @@ describe('a lock whose holder process was killed', () => {
   });
 });
 
-describe('shared memory without the addon (SharedArrayBuffer)', () => {
-  it('threads still share it; processes refuse it, saying why and what to do', () => {
+describe('shared memory without the addon: SharedArrayBuffers, served to worker processes', () => {
+  const sab = { ...process.env, POOLSCOPE_SHARED_MEMORY: 'sab' };
+  /** The fixture's lines, run once for the checks that share them. */
+  let api: string;
+  before(() => {
     const run = spawnSync(process.execPath, [fixture('shared-fallback.cjs')], {
       encoding: 'utf8',
-      timeout: 60_000,
-      env: { ...process.env, POOLSCOPE_SHARED_MEMORY: 'sab' },
+      timeout: 120_000,
+      env: sab,
     });
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stdout, /threads: 20000/);
+    api = run.stdout;
+  });
+
+  it('threads still share it; processes now reach it through this process, not refused', () => {
+    assert.match(api, /^threads: 20000$/m);
+    assert.match(api, /^processes add: 4000$/m);
+    assert.doesNotMatch(api, /TypeError|only threads can share/);
+  });
+
+  it('2 processes: Value.add and withLock increments give the exact total', () => {
+    assert.match(api, /^processes add: 4000$/m);
+    assert.match(api, /^processes withLock: 1000$/m);
+  });
+
+  it('arrays and struct arrays written in a process are read here, and back', () => {
+    assert.match(api, /^array: 10,11,12,13,14 struct: \[\[0.5,1.5\]\]$/m);
+  });
+
+  it('a lock held here times out in a process; an Event and a Condition wake across processes', () => {
+    assert.match(api, /^lock timeout: false after >=100ms, then true$/m);
+    assert.match(api, /^event set in a process wakes us: true$/m);
+    assert.match(api, /^condition wakes a process: true$/m);
+    assert.match(api, /^condition times out: false$/m);
+  });
+
+  it('locks and a semaphore held in a process are awaited here with acquireAsync', () => {
+    assert.match(api, /^Lock held in a process: false, then true$/m);
+    assert.match(api, /^RLock held in a process: false, then true$/m);
+    assert.match(api, /^semaphore released in a process: true$/m);
+  });
+
+  it('a process killed holding a lock is found as with the addon: LockOwnerDiedError, then the lock works', () => {
+    assert.match(api, /^killed holder: true true SIGKILL$/m);
+    assert.match(api, /^then the lock works: true$/m);
+  });
+
+  it("the seed's example prints what the seed prints, on processes", () => {
+    const root = join(__dirname, '..', '..', '..');
+    const run = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        join(root, 'dist', 'cli', 'register.mjs'),
+        join(root, 'examples', 'seed-shared.ts'),
+      ],
+      { encoding: 'utf8', timeout: 60_000, env: sab },
+    );
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(
+      run.stdout,
+      'Ounput:\n49\n0.1111111111111111\nHELLO WORLD\n[(3.515625, 39.0625), (33.0625, 4.0), (5.640625, 90.25)]\n',
+    );
+  });
+
+  it('where the addon cannot load, the library says once that processes use the slower fallback', () => {
+    const run = spawnSync(
+      process.execPath,
+      ['--require', fixture('no-addon.cjs'), fixture('shared-fallback.cjs'), 'warn'],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout, 'processes add: 200\n');
+    const warnings = run.stderr.match(/^poolscope: .*$/gm) ?? [];
+    assert.equal(warnings.length, 1, run.stderr);
+    assert.match(
+      warnings[0]!,
+      /addon did not load \(simulated: no addon\).*worker processes fall back to a slower server-backed mode.*`npm run build`/,
+    );
+  });
+
+  for (const socket of ['abstract', 'file'] as const) {
+    it(`no leftovers (${socket} socket): the server ends when its memory is let go, never keeps the program alive, leaves no file`, () => {
+      const t0 = Date.now();
+      const run = spawnSync(
+        process.execPath,
+        ['--expose-gc', fixture('shared-fallback.cjs'), 'leftovers'],
+        {
+          encoding: 'utf8',
+          timeout: 60_000,
+          env: { ...sab, ...(socket === 'file' ? { POOLSCOPE_SHARED_SOCKET: 'file' } : {}) },
+        },
+      );
+      assert.equal(run.status, 0, run.stderr);
+      assert.ok(Date.now() - t0 < 30_000, 'the program ended by itself');
+      assert.match(run.stdout, /^served: 10, sockets [1-9]$/m);
+      assert.match(run.stdout, /^let go: sockets 0, socket dirs 0$/m);
+      assert.match(run.stdout, /^again: 5, sockets [1-9]$/m);
+      const dirs = JSON.parse(/^socket dirs: (.*)$/m.exec(run.stdout)![1]!) as string[];
+      assert.equal(dirs.length, socket === 'file' ? 1 : 0, 'a socket file only when asked for');
+      for (const dir of dirs) assert.equal(existsSync(dir), false, `${dir} left behind`);
+    });
+  }
+
+  it('a process that outlives the owner gets SharedMemoryGoneError at once, not a hang', () => {
+    const run = spawnSync(process.execPath, [fixture('shared-fallback.cjs'), 'orphan'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: sab,
+    });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^child waits: true$/m);
     assert.match(
       run.stdout,
-      /processes: TypeError: addMany\(\): argument 0 lives in memory only threads can share.*npm run build/,
+      /^orphan: SharedMemoryGoneError after <5s: shared memory from process \d+ is out of reach: process \d+, which shares it, has exited/m,
     );
+    assert.match(run.stdout, /^orphan, again: SharedMemoryGoneError$/m);
   });
 });
