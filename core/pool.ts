@@ -695,7 +695,7 @@ export class Pool extends EventEmitter {
   private enqueue(task: Task): void {
     if (this.trace) {
       task.submittedAt = now();
-      this.trace.submitted(task.id, task.fn, task.api, task.payload, task.count);
+      this.trace.submitted(task.id, task.fn, task.api, task.payload, task.count, task.submittedAt);
     }
     this.pending++;
     if (this.pending === 1) this.updateRef();
@@ -788,14 +788,14 @@ export class Pool extends EventEmitter {
         task.timer = setTimeout(() => this.timedOut(slot, task), task.timeoutMs);
       }
     }
-    if (this.trace && wasIdle) this.markStarted(slot.inflight[0]!, slot);
+    if (this.trace && wasIdle) this.markStarted(slot.inflight[0]!, slot, now());
   }
 
   /** For the trace: a worker runs its tasks in order, so the head of its list is running. */
-  private markStarted(task: Task, slot: WorkerSlot): void {
+  private markStarted(task: Task, slot: WorkerSlot, at: number): void {
     if (task.startedAt !== 0) return;
-    task.startedAt = now();
-    this.trace!.started(task.id, slot.workerId);
+    task.startedAt = at;
+    this.trace!.started(task.id, slot.workerId, at);
   }
 
   /** Why a task could not be sent: the argument (or map item) that cannot be cloned, by position. */
@@ -874,6 +874,8 @@ export class Pool extends EventEmitter {
   }
 
   private onResults(slot: WorkerSlot, results: ResultBatch): void {
+    // For the trace, one clock read per message: when its results (and the next starts) arrived.
+    const at = this.trace ? now() : 0;
     for (let r = 0; r < results.length; r += RESULT_STRIDE) {
       const id = results[r] as number;
       const outcome = results[r + 1] as Outcome;
@@ -890,8 +892,8 @@ export class Pool extends EventEmitter {
       }
       slot.completed++;
       if (slot.timedTask === task) slot.timedTask = undefined;
-      if (this.trace) this.markStarted(task, slot);
-      if (outcome === Outcome.Succeeded) this.settle(task, true, value, ranMs);
+      if (this.trace) this.markStarted(task, slot, at);
+      if (outcome === Outcome.Succeeded) this.settle(task, true, value, ranMs, at);
       else if (outcome === Outcome.Failed) {
         this.settle(task, false, this.remoteError(decodeThrown(value as never), task, slot), ranMs);
       } else {
@@ -911,7 +913,7 @@ export class Pool extends EventEmitter {
         );
       }
     }
-    if (this.trace && slot.inflight.length > 0) this.markStarted(slot.inflight[0]!, slot);
+    if (this.trace && slot.inflight.length > 0) this.markStarted(slot.inflight[0]!, slot, at);
     const max = this.options.maxTasksPerChild;
     if (max !== undefined && slot.completed >= max && slot.state === 'ready') {
       this.retire(slot, 'recycled');
@@ -952,13 +954,13 @@ export class Pool extends EventEmitter {
     return err;
   }
 
-  private settle(task: Task, ok: boolean, value: unknown, ranMs?: number): void {
+  private settle(task: Task, ok: boolean, value: unknown, ranMs?: number, at?: number): void {
     clearTimeout(task.timer);
     if (this.trace) {
       const worker = task.slot?.workerId;
       if (ok) {
         const queuedMs = task.startedAt ? Math.max(0, task.startedAt - task.submittedAt) : 0;
-        this.trace.succeeded(task.id, task.fn, worker ?? 0, value, ranMs ?? 0, queuedMs);
+        this.trace.succeeded(task.id, task.fn, worker ?? 0, value, ranMs ?? 0, queuedMs, at);
       } else {
         this.trace.failed(task.id, task.fn, worker, value, ranMs);
       }

@@ -13,11 +13,17 @@
  * counted (an `events.dropped` event says how many); errors, task ends and exits are kept until a
  * much higher hard limit. A sink that goes away turns tracing off; it never blocks or crashes
  * the program.
+ *
+ * The events of every task (submitted, started, succeeded) are not JSON objects: they are
+ * records of the open `tasks` batch (task-batch.ts), a few numbers written as bytes, closed into
+ * one line before any other event is queued (so the order of events is kept), when it reaches
+ * FLUSH_BYTES, and at every flush.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { threadId } from 'node:worker_threads';
 import { PROTOCOL_VERSION, type TraceEvent, type TraceEventType } from './protocol';
+import { TaskBatchWriter } from './task-batch';
 
 /** The fields an emit site gives; the envelope (v, ts, pid, tid, run) is added here. */
 export type EventFields<T extends TraceEventType> = Omit<
@@ -34,9 +40,12 @@ const FLUSH_BYTES = 64 * 1024;
 const FLUSH_MS = 25;
 const EXIT_FLUSH_MS = 2000;
 
+/** The process's (or thread's) time origin: fixed, and a getter call to read. */
+const ORIGIN = performance.timeOrigin;
+
 /** Milliseconds since the epoch, sub-millisecond, monotonic within the process. */
 export function now(): number {
-  return performance.timeOrigin + performance.now();
+  return ORIGIN + performance.now();
 }
 
 interface Sink {
@@ -69,7 +78,8 @@ function fdSink(fd: number, onClose: () => void): Sink {
 export class Tracer {
   readonly pid = process.pid;
   readonly tid = threadId;
-  private pending: string[] = [];
+  /** Lines to write, in order: JSON text without its newline, or a closed batch's bytes. */
+  private pending: (string | Buffer)[] = [];
   private pendingBytes = 0;
   private unsent: Buffer | undefined;
   private sink: Sink | undefined;
@@ -77,6 +87,11 @@ export class Tracer {
   private timer: NodeJS.Timeout | undefined;
   private dropped = 0;
   private droppedTypes: Record<string, number> = {};
+  /** The open `tasks` batch. */
+  private readonly batch = new TaskBatchWriter();
+  /** The envelope as JSON text: before `ts`, and the fields after it. */
+  private readonly envelopeHead: string;
+  private readonly envelopeTail: string;
 
   constructor(
     readonly run: string,
@@ -92,6 +107,8 @@ export class Tracer {
       throw new Error(`POOLSCOPE_TRACE must start with unix: or file:, got ${target}`);
     }
     process.on('exit', () => this.flushSync());
+    this.envelopeHead = `{"v":${PROTOCOL_VERSION},`;
+    this.envelopeTail = `,"pid":${this.pid},"tid":${this.tid},"run":${JSON.stringify(run)}`;
   }
 
   private connect(path: string, token: string): void {
@@ -127,6 +144,7 @@ export class Tracer {
     this.pending = [];
     this.pendingBytes = 0;
     this.unsent = undefined;
+    this.batch.clear();
     try {
       this.sink?.close();
     } catch {
@@ -135,17 +153,87 @@ export class Tracer {
     this.sink = undefined;
   }
 
-  emit<T extends TraceEventType>(type: T, fields: EventFields<T>): void {
+  emit<T extends Exclude<TraceEventType, 'tasks'>>(type: T, fields: EventFields<T>): void {
     if (this.dead) return;
-    const buffered = this.pendingBytes + (this.unsent?.length ?? 0);
+    if (this.batch.length !== 0) this.closeBatch();
+    if (!this.admit(type)) return;
+    this.push(this.line(type, fields));
+  }
+
+  /** Bytes held and not yet written, the open batch included. */
+  private buffered(): number {
+    return this.pendingBytes + (this.unsent?.length ?? 0) + this.batch.length;
+  }
+
+  /** Whether an event of `type` is kept, or dropped (and counted) because too much is held. */
+  private admit(type: string): boolean {
+    const buffered = this.buffered();
     if ((buffered > SOFT_LIMIT && DROPPABLE.has(type)) || buffered > HARD_LIMIT) {
       this.dropped++;
       this.droppedTypes[type] = (this.droppedTypes[type] ?? 0) + 1;
       this.schedule();
-      return;
+      return false;
     }
-    if (this.dropped > 0 && buffered < SOFT_LIMIT / 2) this.reportDropped();
-    this.push(this.line(type, fields));
+    if (this.dropped > 0 && buffered < SOFT_LIMIT / 2) {
+      if (this.batch.length !== 0) this.closeBatch();
+      this.reportDropped();
+    }
+    return true;
+  }
+
+  // ---- Task events, as records of the open `tasks` batch (see task-batch.ts)
+
+  /**
+   * task.submitted at `at` (ms since the epoch, from `now()`). `args`: up to 7 finite numbers,
+   * booleans and nulls, or the arguments' preview.
+   */
+  taskSubmitted(
+    pool: string,
+    at: number,
+    task: number,
+    fn: string,
+    kind: number,
+    items: number,
+    args: readonly unknown[] | string,
+  ): void {
+    if (this.dead || !this.admit('task.submitted')) return;
+    const opening = this.batch.length === 0;
+    this.batch.submitted(pool, at, task, fn, kind, items, args);
+    this.recorded(opening);
+  }
+
+  taskStarted(pool: string, at: number, task: number, worker: number): void {
+    if (this.dead || !this.admit('task.started')) return;
+    const opening = this.batch.length === 0;
+    this.batch.started(pool, at, task, worker);
+    this.recorded(opening);
+  }
+
+  /** task.succeeded; `result`: a finite number, boolean or null, or the result's preview. */
+  taskSucceeded(
+    pool: string,
+    at: number,
+    task: number,
+    fn: string,
+    worker: number,
+    result: number | boolean | null | string,
+    durationMs: number,
+    queuedMs: number,
+  ): void {
+    if (this.dead || !this.admit('task.succeeded')) return;
+    const opening = this.batch.length === 0;
+    this.batch.succeeded(pool, at, task, fn, worker, result, durationMs, queuedMs);
+    this.recorded(opening);
+  }
+
+  private recorded(opened: boolean): void {
+    if (this.batch.length >= FLUSH_BYTES) this.closeBatch();
+    else if (opened) this.schedule();
+  }
+
+  /** The open batch as one `tasks` line, queued like any other. */
+  private closeBatch(): void {
+    this.push(this.batch.close(this.envelopeHead, this.envelopeTail));
   }
 
   /** One event as its JSON line: the envelope, then the fields. */
@@ -169,9 +257,10 @@ export class Tracer {
     this.push(this.line('events.dropped', { count, types }));
   }
 
-  private push(line: string): void {
+  /** Queues a line: JSON text without its newline, or bytes with it. */
+  private push(line: string | Buffer): void {
     this.pending.push(line);
-    this.pendingBytes += line.length + 1;
+    this.pendingBytes += typeof line === 'string' ? line.length + 1 : line.length;
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();
     else this.schedule();
   }
@@ -186,17 +275,28 @@ export class Tracer {
   }
 
   private takePending(): Buffer {
+    if (this.batch.length !== 0) this.closeBatch();
     if (this.dropped > 0) this.reportDropped();
-    const data = Buffer.from(this.pending.join('\n') + (this.pending.length ? '\n' : ''));
+    const parts: Buffer[] = this.unsent ? [this.unsent] : [];
+    let text = '';
+    for (const line of this.pending) {
+      if (typeof line === 'string') text += `${line}\n`;
+      else {
+        if (text !== '') parts.push(Buffer.from(text));
+        text = '';
+        parts.push(line);
+      }
+    }
+    if (text !== '') parts.push(Buffer.from(text));
     this.pending = [];
     this.pendingBytes = 0;
-    return this.unsent ? Buffer.concat([this.unsent, data]) : data;
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
   /** Writes what the sink takes now; the rest waits for the next timer. */
   flush(): void {
     if (this.dead || !this.sink) {
-      if (!this.dead && this.pending.length > 0) this.schedule();
+      if (!this.dead && (this.pending.length > 0 || this.batch.length !== 0)) this.schedule();
       return;
     }
     const data = this.takePending();

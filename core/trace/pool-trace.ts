@@ -5,9 +5,13 @@
 import { inspect } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../backend/worker-handle';
-import type { Tracer } from './emitter';
+import { now, type Tracer } from './emitter';
 import { TAG as SHARED_TAG } from '../shared/marshal';
 import { errorInfo, preview } from './error-info';
+import { KINDS, MAX_RAW_ARGS as RAW_ARGS } from './task-batch';
+
+/** As a plain constant: an imported binding is a getter call in the built code. */
+const MAX_RAW_ARGS = RAW_ARGS;
 
 type Kind = 'apply' | 'map' | 'starmap' | 'imap' | 'imapUnordered';
 
@@ -86,19 +90,28 @@ export class PoolTrace {
     });
   }
 
-  submitted(task: number, fn: string, kind: Kind, payload: unknown[], items: number): void {
-    this.tracer.emit('task.submitted', {
-      pool: this.pool,
+  /** Task events are records of the tracer's `tasks` batch; `at` is the pool's `now()`. */
+  submitted(
+    task: number,
+    fn: string,
+    kind: Kind,
+    payload: unknown[],
+    items: number,
+    at: number,
+  ): void {
+    this.tracer.taskSubmitted(
+      this.pool,
+      at,
       task,
       fn,
-      kind,
-      args: preview(payload.some(isSharedMark) ? payload.map(sharedLabel) : payload),
+      KIND_CODES[kind],
       items,
-    });
+      recordArgs(payload),
+    );
   }
 
-  started(task: number, worker: number): void {
-    this.tracer.emit('task.started', { pool: this.pool, task, worker });
+  started(task: number, worker: number, at: number): void {
+    this.tracer.taskStarted(this.pool, at, task, worker);
   }
 
   succeeded(
@@ -108,16 +121,18 @@ export class PoolTrace {
     value: unknown,
     durationMs: number,
     queuedMs: number,
+    at = now(),
   ): void {
-    this.tracer.emit('task.succeeded', {
-      pool: this.pool,
+    this.tracer.taskSucceeded(
+      this.pool,
+      at,
       task,
       fn,
       worker,
-      result: preview(value),
+      recordResult(value),
       durationMs,
       queuedMs,
-    });
+    );
   }
 
   failed(
@@ -150,6 +165,40 @@ export class PoolTrace {
         this.tracer.emit('result.timeout', { pool: this.pool, task, timeoutMs }),
     };
   }
+}
+
+const KIND_CODES: Record<Kind, number> = {
+  apply: KINDS.indexOf('apply'),
+  map: KINDS.indexOf('map'),
+  starmap: KINDS.indexOf('starmap'),
+  imap: KINDS.indexOf('imap'),
+  imapUnordered: KINDS.indexOf('imapUnordered'),
+};
+
+function isRaw(v: unknown): boolean {
+  return typeof v === 'number' ? Number.isFinite(v) : typeof v === 'boolean' || v === null;
+}
+
+/**
+ * A task's arguments for its `tasks` record: up to 7 finite numbers, booleans and nulls as
+ * themselves (the consumer writes the preview, `[ 1, 2 ]`, without util.inspect), anything else
+ * as its preview.
+ */
+function recordArgs(payload: unknown[]): readonly unknown[] | string {
+  const n = payload.length;
+  if (n <= MAX_RAW_ARGS) {
+    let raw = true;
+    for (let i = 0; i < n && raw; i++) raw = isRaw(payload[i]);
+    if (raw) return payload;
+  }
+  return preview(payload.some(isSharedMark) ? payload.map(sharedLabel) : payload);
+}
+
+/** A result for its record: a finite number, boolean or null as itself, else its preview. */
+function recordResult(value: unknown): number | boolean | null | string {
+  if (isRaw(value)) return value as number | boolean | null;
+  if (value === undefined) return 'undefined';
+  return preview(value);
 }
 
 function isSharedMark(arg: unknown): boolean {
