@@ -211,6 +211,42 @@ export interface StoreOptions {
 /** Per pool: one byte per task id (its state code), grown as ids grow. */
 class StateTable {
   private codes = new Uint8Array(1024).fill(UNKNOWN);
+  /**
+   * The pool's first FRONT_SCAN task models were all queued or running when last scanned, and
+   * none has settled or gone since: eviction need not scan them again.
+   */
+  frontClean = false;
+  /**
+   * The pool's task models in the order `pool.tasks` holds them, with the ones since dropped
+   * left in place (an entry is live while `pool.tasks` maps its id to its model): eviction walks
+   * this from the front instead of the Map, whose iteration from the front crosses every entry
+   * deleted there since it last compacted.
+   */
+  orderIds: number[] = [];
+  orderModels: (TaskModel | undefined)[] = [];
+  head = 0;
+
+  added(task: TaskModel): void {
+    this.orderIds.push(task.id);
+    this.orderModels.push(task);
+  }
+
+  /** Drops the entries before `head`, and dead ones between, when they pile up. */
+  compact(tasks: Map<number, TaskModel>): void {
+    const ids: number[] = [];
+    const models: (TaskModel | undefined)[] = [];
+    for (let p = this.head; p < this.orderIds.length; p++) {
+      const id = this.orderIds[p]!;
+      const model = this.orderModels[p];
+      if (model !== undefined && tasks.get(id) === model) {
+        ids.push(id);
+        models.push(model);
+      }
+    }
+    this.orderIds = ids;
+    this.orderModels = models;
+    this.head = 0;
+  }
 
   get(id: number): number {
     return id < this.codes.length ? this.codes[id]! : UNKNOWN;
@@ -229,6 +265,8 @@ class StateTable {
 }
 
 const RANK = [0, 1, 2, 2, 2];
+/** How far from the front eviction looks for a settled task. */
+const FRONT_SCAN = 64;
 
 export class Store {
   readonly runs = new Map<string, RunModel>();
@@ -665,8 +703,20 @@ export class Store {
       items: 1,
       state: STATE_CODES[code === UNKNOWN ? 0 : code]!,
     };
+    if (pool.tasks.size < this.tasksPerPool) {
+      pool.tasks.set(id, task);
+      table.added(task);
+      return task;
+    }
+    if (table.frontClean && pool.tasks.size > FRONT_SCAN && task.state === 'queued') {
+      // evictOne's choice, known without adding it: no settled task near the front, so the
+      // one just added, only queued, is the one that goes.
+      pool.evicted++;
+      return task;
+    }
     pool.tasks.set(id, task);
-    if (pool.tasks.size > this.tasksPerPool) this.evictOne(pool, task);
+    table.added(task);
+    this.evictOne(pool, task, table);
     return task;
   }
 
@@ -675,21 +725,46 @@ export class Store {
    * added if it is only queued (the tasks queued first run first, so they are the ones to keep
    * in view); failing that, the oldest.
    */
-  private evictOne(pool: PoolModel, added: TaskModel): void {
+  private evictOne(pool: PoolModel, added: TaskModel, table: StateTable): void {
     let scanned = 0;
     let victim: number | undefined;
-    for (const [id, task] of pool.tasks) {
-      if (task.state !== 'queued' && task.state !== 'running') {
-        victim = id;
-        break;
+    // The scan reaches the task just added only in a small map; then it is not remembered.
+    const addedScanned = pool.tasks.size <= FRONT_SCAN;
+    const { orderIds: ids, orderModels: models } = table;
+    // Past the dropped entries at the front: the first live one is the Map's first.
+    let p = table.head;
+    while (p < ids.length && pool.tasks.get(ids[p]!) !== models[p]) models[p++] = undefined;
+    table.head = p;
+    const first = ids[p];
+    let dead = 0;
+    if (!table.frontClean || addedScanned) {
+      // The Map's entries from the front, in its order: the live ones.
+      for (; p < ids.length; p++) {
+        const task = models[p]!;
+        if (pool.tasks.get(ids[p]!) !== task) {
+          dead++;
+          continue;
+        }
+        if (task.state !== 'queued' && task.state !== 'running') {
+          victim = task.id;
+          break;
+        }
+        if (++scanned >= FRONT_SCAN) break;
       }
-      if (++scanned >= 64) break;
     }
-    victim ??= added.state === 'queued' ? added.id : pool.tasks.keys().next().value;
+    table.frontClean = victim === undefined && !addedScanned;
+    if (victim === undefined) {
+      if (added.state === 'queued') victim = added.id;
+      else {
+        victim = first;
+        table.frontClean = false;
+      }
+    } else table.frontClean = false;
     if (victim !== undefined) {
       pool.tasks.delete(victim);
       pool.evicted++;
     }
+    if (dead > 256 || (table.head > 4096 && table.head * 2 > ids.length)) table.compact(pool.tasks);
   }
 
   private barsOf(pool: PoolModel): BarTable | undefined {
@@ -715,6 +790,7 @@ export class Store {
     pool.counts[state]++;
     table.set(task.id, to);
     task.state = state;
+    if (to >= 2) table.frontClean = false;
     return true;
   }
 
