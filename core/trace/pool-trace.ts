@@ -152,18 +152,37 @@ export class PoolTrace {
     });
   }
 
+  /** One small object per task (no closures): most are never called. */
   observer(task: number): ResultObserver {
-    return {
-      callbackRan: (which, error) =>
-        this.tracer.emit('callback.invoked', {
-          pool: this.pool,
-          task,
-          which,
-          ...(error !== undefined ? { error: errorInfo(error) } : {}),
-        }),
-      getTimedOut: (timeoutMs) =>
-        this.tracer.emit('result.timeout', { pool: this.pool, task, timeoutMs }),
-    };
+    return new TaskObserver(this, task);
+  }
+
+  callbackRan(task: number, which: 'callback' | 'errorCallback', error?: unknown): void {
+    this.tracer.emit('callback.invoked', {
+      pool: this.pool,
+      task,
+      which,
+      ...(error !== undefined ? { error: errorInfo(error) } : {}),
+    });
+  }
+
+  getTimedOut(task: number, timeoutMs: number): void {
+    this.tracer.emit('result.timeout', { pool: this.pool, task, timeoutMs });
+  }
+}
+
+class TaskObserver implements ResultObserver {
+  constructor(
+    private readonly trace: PoolTrace,
+    private readonly task: number,
+  ) {}
+
+  callbackRan(which: 'callback' | 'errorCallback', error?: unknown): void {
+    this.trace.callbackRan(this.task, which, error);
+  }
+
+  getTimedOut(timeoutMs: number): void {
+    this.trace.getTimedOut(this.task, timeoutMs);
   }
 }
 

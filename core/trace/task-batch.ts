@@ -2,18 +2,20 @@
  * The `tasks` event (protocol v2): a process's task.submitted, task.started and task.succeeded
  * events, in the order they happened, packed into one line as a flat array of records instead of
  * one JSON object per event. It is what makes tracing a burst of small tasks cheap: the producer
- * appends a few numbers per record to a string and stringifies nothing; a consumer parses one
- * array per batch.
+ * writes a few integers per record as bytes into a reused buffer and stringifies nothing; a
+ * consumer parses one array per batch.
  *
- *   {"v":2,"ts":T,"pid":…,"tid":…,"run":"…","type":"tasks",
- *    "pools":["4242:1"],"fns":["inc"],"ops":[0,0, 1,0,1,0,0,1,[41], 2,3,1,1, 3,57,1,0,1,42,12,3]}
+ *   {"v":2,"ts":T,"pid":…,"tid":…,"run":"…","type":"tasks","pools":["4242:1"],"fns":["inc"],
+ *    "ops":[0,0, 1,0,1,0,0,1,[41], 2,3,1,1, 3,57,1,0,1,42,12,3, 1,60,2,0,0,1,[7], 4,90,2,0,1,8,9,30]}
  *
  * Records (all times are whole microseconds; a record's time is `ts + dt / 1000`):
  *
- *   0, pool                                         the records after it are pools[pool]'s
- *   1, dt, task, fn, kind, items, args              task.submitted
- *   2, dt, task, worker                             task.started
+ *   0, pool                                          the records after it are pools[pool]'s
+ *   1, dt, task, fn, kind, items, args               task.submitted
+ *   2, dt, task, worker                              task.started
  *   3, dt, task, fn, worker, result, durUs, queuedUs task.succeeded
+ *   4, dt, task, fn, worker, result, durUs, queuedUs task.started, then task.succeeded, both at
+ *                                                    that time on that worker
  *
  * `fn` is an index into `fns`; `kind` an index into KINDS. `args` is either the preview itself
  * (a string) or, for up to 7 numbers, booleans and nulls, those values, whose preview a consumer
@@ -32,6 +34,8 @@ export const OP_POOL = 0;
 export const OP_SUBMITTED = 1;
 export const OP_STARTED = 2;
 export const OP_SUCCEEDED = 3;
+/** task.started then task.succeeded, at one time, on one worker: most tasks of a busy pool. */
+export const OP_RAN = 4;
 
 /** The arguments of a task with a raw `args` record: a preview of up to 7 of these is short. */
 export const MAX_RAW_ARGS = 7;
@@ -138,19 +142,23 @@ export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisi
         i += 4;
         break;
       case OP_SUCCEEDED:
+      case OP_RAN: {
         if (i + 8 > ops.length) throw new Error(`tasks: the record at ops[${at}] is cut short`);
+        const worker = int(ops[i + 4], 'worker', at);
+        if (op === OP_RAN) visit.started(pool, ts, task, worker);
         visit.succeeded(
           pool,
           ts,
           task,
           entry(fns, ops[i + 3], 'fn', at),
-          int(ops[i + 4], 'worker', at),
+          worker,
           resultPreview(ops[i + 5]),
           int(ops[i + 6], 'durUs', at) / 1000,
           int(ops[i + 7], 'queuedUs', at) / 1000,
         );
         i += 8;
         break;
+      }
       default:
         throw new Error(`tasks: unknown record type ${String(op)} at ops[${at}]`);
     }
@@ -219,6 +227,14 @@ export class TaskBatchWriter {
   private fns = new Map<string, number>();
   private lastFn = '';
   private lastFnIndex = 0;
+  /**
+   * A task.started record not yet written (-1: none): when task.succeeded follows for that task,
+   * at the same time on the same worker, the two are written as one OP_RAN record.
+   */
+  private startedTask = -1;
+  private startedWorker = 0;
+  private startedAt = 0;
+  private startedDt = 0;
 
   /** task.submitted; `args` raw (up to 7 finite numbers, booleans, nulls) or a preview. */
   submitted(
@@ -230,6 +246,7 @@ export class TaskBatchWriter {
     items: number,
     args: readonly unknown[] | string,
   ): void {
+    if (this.startedTask !== -1) this.writeStarted();
     const dt = this.begin(pool, at);
     const b = this.buf;
     b[this.length++] = COMMA;
@@ -253,13 +270,23 @@ export class TaskBatchWriter {
   }
 
   started(pool: string, at: number, task: number, worker: number): void {
-    const dt = this.begin(pool, at);
+    if (this.startedTask !== -1) this.writeStarted();
+    // Opened (and its pool switched to) now; written with the next record.
+    this.startedDt = this.begin(pool, at);
+    this.startedTask = task;
+    this.startedWorker = worker;
+    this.startedAt = at;
+  }
+
+  private writeStarted(): void {
+    if (this.length + RECORD_ROOM > this.buf.length) this.grow(RECORD_ROOM);
     const b = this.buf;
     b[this.length++] = COMMA;
     b[this.length++] = ZERO + OP_STARTED;
-    this.field(dt);
-    this.field(task);
-    this.field(worker);
+    this.field(this.startedDt);
+    this.field(this.startedTask);
+    this.field(this.startedWorker);
+    this.startedTask = -1;
   }
 
   /** task.succeeded; `result` raw (a finite number, boolean or null) or a preview. */
@@ -273,10 +300,26 @@ export class TaskBatchWriter {
     durationMs: number,
     queuedMs: number,
   ): void {
-    const dt = this.begin(pool, at);
+    let op = OP_SUCCEEDED;
+    let dt: number;
+    if (this.startedTask === -1) dt = this.begin(pool, at);
+    else if (
+      task === this.startedTask &&
+      at === this.startedAt &&
+      worker === this.startedWorker &&
+      pool === this.pool
+    ) {
+      op = OP_RAN;
+      dt = this.startedDt;
+      this.startedTask = -1;
+      if (this.length + RECORD_ROOM > this.buf.length) this.grow(RECORD_ROOM);
+    } else {
+      this.writeStarted();
+      dt = this.begin(pool, at);
+    }
     const b = this.buf;
     b[this.length++] = COMMA;
-    b[this.length++] = ZERO + OP_SUCCEEDED;
+    b[this.length++] = ZERO + op;
     this.field(dt);
     this.field(task);
     this.field(this.fnIndex(fn));
@@ -293,6 +336,7 @@ export class TaskBatchWriter {
    * `"v"` up to and without `"ts"`, and the JSON text of its fields after `ts`.
    */
   close(head: string, tail: string): Buffer {
+    if (this.startedTask !== -1) this.writeStarted();
     const line = Buffer.concat([
       Buffer.from(
         `${head}"ts":${this.base}${tail},"type":"tasks","pools":${JSON.stringify(this.pools)},` +
@@ -308,6 +352,7 @@ export class TaskBatchWriter {
   /** Drops the open batch. */
   clear(): void {
     this.length = 0;
+    this.startedTask = -1;
   }
 
   /** Opens a batch or switches its pool as needed, makes room; returns the record's dt (µs). */

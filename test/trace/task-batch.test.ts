@@ -47,6 +47,13 @@ describe('the tasks batch', () => {
     w.succeeded('9:1', t0 + 2.5, 1, 'inc', 2, 42, 0.0126, 12.3456);
     w.succeeded('9:2', t0 + 3, 1, 'other "fn" ✓', 1, 'naïve "text"', 3_600_000, 0);
     w.succeeded('9:1', t0 - 1, 2, 'inc', 1, null, 0, 0);
+    // Started and succeeded at one time on one worker: one record, two events.
+    w.started('9:1', t0 + 4, 3, 1);
+    w.succeeded('9:1', t0 + 4, 3, 'inc', 1, true, 0.001, 0.5);
+    // Started, then not that task: the started record stands alone.
+    w.started('9:1', t0 + 5, 4, 1);
+    w.succeeded('9:1', t0 + 5, 3, 'inc', 2, false, 0, 0);
+    w.started('9:1', t0 + 6, 5, 2);
     const line = w.close('{"v":2,', ',"pid":9,"tid":0,"run":"r"').toString('utf8');
     assert.ok(line.endsWith('}\n'));
     assert.equal(w.length, 0, 'closing empties the writer');
@@ -116,7 +123,37 @@ describe('the tasks batch', () => {
         durationMs: 0,
         queuedMs: 0,
       },
+      { ...env, ts: t0 + 4, type: 'task.started', pool: '9:1', task: 3, worker: 1 },
+      {
+        ...env,
+        ts: t0 + 4,
+        type: 'task.succeeded',
+        pool: '9:1',
+        task: 3,
+        fn: 'inc',
+        worker: 1,
+        result: 'true',
+        durationMs: 0.001,
+        queuedMs: 0.5,
+      },
+      { ...env, ts: t0 + 5, type: 'task.started', pool: '9:1', task: 4, worker: 1 },
+      {
+        ...env,
+        ts: t0 + 5,
+        type: 'task.succeeded',
+        pool: '9:1',
+        task: 3,
+        fn: 'inc',
+        worker: 2,
+        result: 'false',
+        durationMs: 0,
+        queuedMs: 0,
+      },
+      { ...env, ts: t0 + 6, type: 'task.started', pool: '9:1', task: 5, worker: 2 },
     ]);
+    // The pair at t0 + 4 is one record: 4, dt, task, fn, worker, result, durUs, queuedUs.
+    const ran = batch.ops.findIndex((v, i, ops) => v === 4 && ops[i + 1] === 4000);
+    assert.deepEqual(batch.ops.slice(ran, ran + 8), [4, 4000, 3, 0, 1, true, 1, 500]);
   });
 
   it('previews of arguments and results are the ones v1 events carried', () => {
