@@ -162,7 +162,10 @@ if (!values.skip.includes('replay')) {
     env: { ...process.env, POOLSCOPE_TRACE: `file:${trace}`, POOLSCOPE_RUN: 'replay' },
     stdio: 'inherit',
   });
-  const lines = readFileSync(trace, 'utf8').split('\n').filter(Boolean).length;
+  // Events as the Store counts them: a `tasks` line stands for many.
+  const { expandEvent } = await import(join(dist, 'core/trace/task-batch.js'));
+  const lines = readFileSync(trace, 'utf8').split('\n').filter(Boolean);
+  const events = lines.reduce((n, l) => n + expandEvent(JSON.parse(l)).length, 0);
   const size = statSync(trace).size;
   const t0 = performance.now();
   const shown = spawnSync(
@@ -176,10 +179,10 @@ if (!values.skip.includes('replay')) {
   const out = `${shown.stdout}\n${shown.stderr}`;
   console.log(`\n# Replay: poolscope show on a recorded trace\n`);
   console.log(
-    `- events: ${lines.toLocaleString('en-US')} (${(size / 1e6).toFixed(1)} MB, ${n.toLocaleString('en-US')} tasks)`,
+    `- events: ${events.toLocaleString('en-US')} in ${lines.length.toLocaleString('en-US')} lines (${(size / 1e6).toFixed(1)} MB, ${n.toLocaleString('en-US')} tasks)`,
   );
   console.log(
-    `- wall time: ${(ms / 1000).toFixed(2)} s (${Math.round(lines / (ms / 1000)).toLocaleString('en-US')} events/s)`,
+    `- wall time: ${(ms / 1000).toFixed(2)} s (${Math.round(events / (ms / 1000)).toLocaleString('en-US')} events/s)`,
   );
   console.log(`\n${out.trim()}`);
 }
