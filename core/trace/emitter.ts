@@ -15,15 +15,15 @@
  * the program.
  *
  * The events of every task (submitted, started, succeeded) are not JSON objects: they are
- * records of the open `tasks` batch (task-batch.ts), a few numbers written as bytes, closed into
- * one line before any other event is queued (so the order of events is kept), when it reaches
- * FLUSH_BYTES, and at every flush.
+ * records of the open `tasks` batch (task-batch.ts), a few integers stored in a reused array,
+ * closed into one line before any other event is queued (so the order of events is kept), when
+ * it reaches FLUSH_BYTES, and at every flush.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { threadId } from 'node:worker_threads';
 import { PROTOCOL_VERSION, type TraceEvent, type TraceEventType } from './protocol';
-import { TaskBatchWriter } from './task-batch';
+import { KINDS, TaskBatchWriter } from './task-batch';
 
 /** The fields an emit site gives; the envelope (v, ts, pid, tid, run) is added here. */
 export type EventFields<T extends TraceEventType> = Omit<
@@ -78,8 +78,8 @@ function fdSink(fd: number, onClose: () => void): Sink {
 export class Tracer {
   readonly pid = process.pid;
   readonly tid = threadId;
-  /** Lines to write, in order: JSON text without its newline, or a closed batch's bytes. */
-  private pending: (string | Buffer)[] = [];
+  /** Text to write, in order: lines (newlines included), or pieces of one (a batch's). */
+  private pending: string[] = [];
   private pendingBytes = 0;
   private unsent: Buffer | undefined;
   private sink: Sink | undefined;
@@ -162,7 +162,7 @@ export class Tracer {
 
   /** Bytes held and not yet written, the open batch included. */
   private buffered(): number {
-    return this.pendingBytes + (this.unsent?.length ?? 0) + this.batch.length;
+    return this.pendingBytes + (this.unsent?.length ?? 0) + this.batch.bytes;
   }
 
   /** Whether an event of `type` is kept, or dropped (and counted) because too much is held. */
@@ -184,8 +184,8 @@ export class Tracer {
   // ---- Task events, as records of the open `tasks` batch (see task-batch.ts)
 
   /**
-   * task.submitted at `at` (ms since the epoch, from `now()`). `args`: up to 7 finite numbers,
-   * booleans and nulls, or the arguments' preview.
+   * task.submitted at `at` (ms since the epoch, from `now()`). `args`: up to 7 int32 values, or
+   * the arguments' preview.
    */
   taskSubmitted(
     pool: string,
@@ -194,53 +194,74 @@ export class Tracer {
     fn: string,
     kind: number,
     items: number,
-    args: readonly unknown[] | string,
+    args: readonly number[] | string,
   ): void {
     if (this.dead || !this.admit('task.submitted')) return;
     const opening = this.batch.length === 0;
-    this.batch.submitted(pool, at, task, fn, kind, items, args);
-    this.recorded(opening);
+    if (this.batch.submitted(pool, at, task, fn, kind, items, args)) this.recorded(opening);
+    else {
+      const shown = typeof args === 'string' ? args : args.length ? `[ ${args.join(', ')} ]` : '[]';
+      const fields = { pool, task, fn, kind: KINDS[kind]!, args: shown, items };
+      this.unbatched('task.submitted', at, fields);
+    }
   }
 
   taskStarted(pool: string, at: number, task: number, worker: number): void {
     if (this.dead || !this.admit('task.started')) return;
     const opening = this.batch.length === 0;
-    this.batch.started(pool, at, task, worker);
-    this.recorded(opening);
+    if (this.batch.started(pool, at, task, worker)) this.recorded(opening);
+    else this.unbatched('task.started', at, { pool, task, worker });
   }
 
-  /** task.succeeded; `result`: a finite number, boolean or null, or the result's preview. */
+  /** task.succeeded; `result`: an int32 value, or the result's preview. */
   taskSucceeded(
     pool: string,
     at: number,
     task: number,
     fn: string,
     worker: number,
-    result: number | boolean | null | string,
-    durationMs: number,
+    result: number | string,
+    durationUs: number,
     queuedMs: number,
   ): void {
     if (this.dead || !this.admit('task.succeeded')) return;
     const opening = this.batch.length === 0;
-    this.batch.succeeded(pool, at, task, fn, worker, result, durationMs, queuedMs);
-    this.recorded(opening);
+    if (this.batch.succeeded(pool, at, task, fn, worker, result, durationUs, queuedMs))
+      this.recorded(opening);
+    else {
+      const durationMs = durationUs / 1000;
+      const fields = { pool, task, fn, worker, result: String(result), durationMs, queuedMs };
+      this.unbatched('task.succeeded', at, fields);
+    }
   }
 
   private recorded(opened: boolean): void {
-    if (this.batch.length >= FLUSH_BYTES) this.closeBatch();
-    else if (opened) this.schedule();
+    if (this.batch.bytes >= FLUSH_BYTES) {
+      this.closeBatch();
+      this.maybeFlush();
+    } else if (opened) this.schedule();
   }
 
-  /** The open batch as one `tasks` line, queued like any other. */
+  /** A task event a record cannot hold (a number past 32 bits), in its place as a v1 event. */
+  private unbatched<T extends 'task.submitted' | 'task.started' | 'task.succeeded'>(
+    type: T,
+    at: number,
+    fields: EventFields<T>,
+  ): void {
+    if (this.batch.length !== 0) this.closeBatch();
+    this.push(this.line(type, fields, at));
+  }
+
+  /** The open batch as one `tasks` line, queued like any other (not written yet). */
   private closeBatch(): void {
-    this.push(this.batch.close(this.envelopeHead, this.envelopeTail));
+    for (const piece of this.batch.close(this.envelopeHead, this.envelopeTail)) this.queue(piece);
   }
 
   /** One event as its JSON line: the envelope, then the fields. */
-  private line(type: string, fields: object): string {
+  private line(type: string, fields: object, ts = now()): string {
     return JSON.stringify({
       v: PROTOCOL_VERSION,
-      ts: now(),
+      ts,
       pid: this.pid,
       tid: this.tid,
       run: this.run,
@@ -254,13 +275,25 @@ export class Tracer {
     const types = this.droppedTypes;
     this.dropped = 0;
     this.droppedTypes = {};
-    this.push(this.line('events.dropped', { count, types }));
+    // Queued only: this runs while what is held is being taken, too.
+    this.queue(`${this.line('events.dropped', { count, types })}\n`);
+    this.schedule();
   }
 
   /** Queues a line: JSON text without its newline, or bytes with it. */
-  private push(line: string | Buffer): void {
-    this.pending.push(line);
-    this.pendingBytes += typeof line === 'string' ? line.length + 1 : line.length;
+  /** Queues a line (JSON text, without its newline); writes what is held past FLUSH_BYTES. */
+  private push(line: string): void {
+    this.queue(`${line}\n`);
+    this.maybeFlush();
+  }
+
+  /** Queues text: a line with its newline, or a piece of one. */
+  private queue(text: string): void {
+    this.pending.push(text);
+    this.pendingBytes += text.length;
+  }
+
+  private maybeFlush(): void {
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();
     else this.schedule();
   }
@@ -274,23 +307,19 @@ export class Tracer {
     this.timer.unref();
   }
 
+  /** What is held, as one buffer: each piece copied once (a batch's base64 is not joined first). */
   private takePending(): Buffer {
     if (this.batch.length !== 0) this.closeBatch();
     if (this.dropped > 0) this.reportDropped();
-    const parts: Buffer[] = this.unsent ? [this.unsent] : [];
-    let text = '';
-    for (const line of this.pending) {
-      if (typeof line === 'string') text += `${line}\n`;
-      else {
-        if (text !== '') parts.push(Buffer.from(text));
-        text = '';
-        parts.push(line);
-      }
-    }
-    if (text !== '') parts.push(Buffer.from(text));
+    const unsent = this.unsent;
+    let size = unsent ? unsent.length : 0;
+    for (const text of this.pending) size += Buffer.byteLength(text);
+    const data = Buffer.allocUnsafe(size);
+    let offset = unsent ? unsent.copy(data) : 0;
+    for (const text of this.pending) offset += data.write(text, offset);
     this.pending = [];
     this.pendingBytes = 0;
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    return data;
   }
 
   /** Writes what the sink takes now; the rest waits for the next timer. */

@@ -119,7 +119,8 @@ export class PoolTrace {
     fn: string,
     worker: number,
     value: unknown,
-    durationMs: number,
+    /** Whole microseconds, as the worker measured it. */
+    durationUs: number,
     queuedMs: number,
     at = now(),
   ): void {
@@ -130,7 +131,7 @@ export class PoolTrace {
       fn,
       worker,
       recordResult(value),
-      durationMs,
+      durationUs,
       queuedMs,
     );
   }
@@ -140,7 +141,8 @@ export class PoolTrace {
     fn: string,
     worker: number | undefined,
     error: unknown,
-    durationMs: number | undefined,
+    /** Whole microseconds, as the worker measured it. */
+    durationUs: number | undefined,
   ): void {
     this.tracer.emit('task.failed', {
       pool: this.pool,
@@ -148,7 +150,7 @@ export class PoolTrace {
       fn,
       ...(worker !== undefined ? { worker } : {}),
       error: errorInfo(error),
-      ...(durationMs !== undefined ? { durationMs } : {}),
+      ...(durationUs !== undefined ? { durationMs: durationUs / 1000 } : {}),
     });
   }
 
@@ -194,28 +196,28 @@ const KIND_CODES: Record<Kind, number> = {
   imapUnordered: KINDS.indexOf('imapUnordered'),
 };
 
-function isRaw(v: unknown): boolean {
-  return typeof v === 'number' ? Number.isFinite(v) : typeof v === 'boolean' || v === null;
+/** A 32-bit integer: what a record holds as itself (its preview is its decimal text). */
+function isInt32(v: unknown): v is number {
+  return typeof v === 'number' && (v | 0) === v;
 }
 
 /**
- * A task's arguments for its `tasks` record: up to 7 finite numbers, booleans and nulls as
- * themselves (the consumer writes the preview, `[ 1, 2 ]`, without util.inspect), anything else
- * as its preview.
+ * A task's arguments for its `tasks` record: up to 7 integers as themselves (the consumer
+ * writes the preview, `[ 1, 2 ]`, without util.inspect), anything else as its preview.
  */
-function recordArgs(payload: unknown[]): readonly unknown[] | string {
+function recordArgs(payload: unknown[]): readonly number[] | string {
   const n = payload.length;
   if (n <= MAX_RAW_ARGS) {
     let raw = true;
-    for (let i = 0; i < n && raw; i++) raw = isRaw(payload[i]);
-    if (raw) return payload;
+    for (let i = 0; i < n && raw; i++) raw = isInt32(payload[i]);
+    if (raw) return payload as number[];
   }
   return preview(payload.some(isSharedMark) ? payload.map(sharedLabel) : payload);
 }
 
-/** A result for its record: a finite number, boolean or null as itself, else its preview. */
-function recordResult(value: unknown): number | boolean | null | string {
-  if (isRaw(value)) return value as number | boolean | null;
+/** A result for its record: an integer as itself, else its preview. */
+function recordResult(value: unknown): number | string {
+  if (isInt32(value)) return value;
   if (value === undefined) return 'undefined';
   return preview(value);
 }

@@ -283,16 +283,10 @@ export const TasksBatch = Type.Object(
     pools: Type.Array(PoolId),
     /** Function names the records name by index. */
     fns: Type.Array(Type.String()),
-    /** The records, flat: numbers, previews, and raw argument lists. */
-    ops: Type.Array(
-      Type.Union([
-        Type.Number(),
-        Type.String(),
-        Type.Boolean(),
-        Type.Null(),
-        Type.Array(Type.Union([Type.Number(), Type.Boolean(), Type.Null()])),
-      ]),
-    ),
+    /** Previews of arguments and results the records name by index. */
+    strings: Type.Array(Type.String()),
+    /** The records: base64 of little-endian 32-bit integers. */
+    ops: Type.String({ contentEncoding: 'base64' }),
   },
   { additionalProperties: false, title: 'tasks' },
 );

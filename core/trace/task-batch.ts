@@ -1,26 +1,29 @@
 /**
  * The `tasks` event (protocol v2): a process's task.submitted, task.started and task.succeeded
- * events, in the order they happened, packed into one line as a flat array of records instead of
- * one JSON object per event. It is what makes tracing a burst of small tasks cheap: the producer
- * writes a few integers per record as bytes into a reused buffer and stringifies nothing; a
- * consumer parses one array per batch.
+ * events, in the order they happened, packed into one line as records of 32-bit integers
+ * instead of one JSON object per event. It is what makes tracing a burst of small tasks cheap:
+ * the producer stores a few integers per record into a reused Int32Array and stringifies
+ * nothing per task (the array is base64-encoded once per batch); a consumer decodes one array
+ * per batch.
  *
  *   {"v":2,"ts":T,"pid":…,"tid":…,"run":"…","type":"tasks","pools":["4242:1"],"fns":["inc"],
- *    "ops":[0,0, 1,0,1,0,0,1,[41], 2,3,1,1, 3,57,1,0,1,42,12,3, 1,60,2,0,0,1,[7], 4,90,2,0,1,8,9,30]}
+ *    "strings":["undefined"],"ops":"<base64 of little-endian int32 values>"}
  *
- * Records (all times are whole microseconds; a record's time is `ts + dt / 1000`):
+ * Records, as int32 values (times are whole microseconds; a record's time is `ts + dt / 1000`):
  *
- *   0, pool                                          the records after it are pools[pool]'s
- *   1, dt, task, fn, kind, items, args               task.submitted
- *   2, dt, task, worker                              task.started
- *   3, dt, task, fn, worker, result, durUs, queuedUs task.succeeded
- *   4, dt, task, fn, worker, result, durUs, queuedUs task.started, then task.succeeded, both at
- *                                                    that time on that worker
+ *   0, pool                                           the records after it are pools[pool]'s
+ *   1, dt, task, fn, kind, items, argc, arg…          task.submitted
+ *   2, dt, task, worker                               task.started
+ *   3, dt, task, fn, worker, result, durUs, queuedUs  task.succeeded
+ *   4, dt, task, fn, worker, result, durUs, queuedUs  task.started then task.succeeded, both at
+ *                                                     that time on that worker
+ *   5, 6                                              as 3 and 4, `result` an index in strings
  *
- * `fn` is an index into `fns`; `kind` an index into KINDS. `args` is either the preview itself
- * (a string) or, for up to 7 numbers, booleans and nulls, those values, whose preview a consumer
- * writes as the producer would have: `[ 1, true ]`. `result` likewise: a string is the preview,
- * a number, boolean or null is the value whose preview is `String(value)`.
+ * `fn` indexes `fns`; `kind` indexes KINDS. `argc` ≥ 0: that many integer arguments follow,
+ * whose preview a consumer writes as the producer would have (`[ 1, 2 ]`, `[]`); `argc` < 0: the
+ * arguments' preview is `strings[-argc - 1]`. A `result` of records 3 and 4 is an integer whose
+ * preview is its decimal text. A task event with a number that does not fit (a duration past
+ * 35 minutes) is written as a v1 event instead, in its place.
  *
  * Expanded, a batch is exactly the v1 events it stands for, in order (`expandTasks`); the Store
  * applies it without building them (`forEachTaskRecord`).
@@ -36,31 +39,18 @@ export const OP_STARTED = 2;
 export const OP_SUCCEEDED = 3;
 /** task.started then task.succeeded, at one time, on one worker: most tasks of a busy pool. */
 export const OP_RAN = 4;
+/** OP_SUCCEEDED and OP_RAN with the result's preview in `strings`. */
+export const OP_SUCCEEDED_TEXT = 5;
+export const OP_RAN_TEXT = 6;
 
-/** The arguments of a task with a raw `args` record: a preview of up to 7 of these is short. */
+/** Integer arguments written as themselves: the preview of up to 7 is short. */
 export const MAX_RAW_ARGS = 7;
 
-/** The preview a raw `args` value stands for (the producer's `preview(payload)`). */
-export function argsPreview(args: unknown): string {
-  if (typeof args === 'string') return args;
-  if (!Array.isArray(args)) throw new Error('tasks: args is neither a preview nor an array');
-  if (args.length === 0) return '[]';
-  let text = '[ ';
-  for (let i = 0; i < args.length; i++) {
-    const v: unknown = args[i];
-    if (typeof v !== 'number' && typeof v !== 'boolean' && v !== null)
-      throw new Error('tasks: raw args hold a value that is not a number, boolean or null');
-    text += i === 0 ? String(v) : `, ${String(v)}`;
-  }
-  return `${text} ]`;
-}
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-/** The preview a raw `result` value stands for. */
-export function resultPreview(result: unknown): string {
-  if (typeof result === 'string') return result;
-  if (typeof result === 'number' || typeof result === 'boolean' || result === null)
-    return String(result);
-  throw new Error('tasks: result is neither a preview nor a number, boolean or null');
+/** Whether a value is a 32-bit integer (a record holds nothing else). */
+export function isInt32(v: unknown): v is number {
+  return typeof v === 'number' && (v | 0) === v;
 }
 
 /** What a batch's records say, one call per record, with the values a v1 event would carry. */
@@ -87,17 +77,21 @@ export interface TaskRecordVisitor {
   ): void;
 }
 
-function int(value: unknown, what: string, at: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value))
-    throw new Error(`tasks: ${what} of the record at ops[${at}] is not an integer`);
-  return value;
+function entry<T>(table: readonly T[], index: number, what: string, at: number): T {
+  if (index < 0 || index >= table.length)
+    throw new Error(`tasks: ${what} ${index} of the record at ops[${at}] is out of range`);
+  return table[index]!;
 }
 
-function entry<T>(table: readonly T[], index: unknown, what: string, at: number): T {
-  const i = int(index, what, at);
-  if (i < 0 || i >= table.length)
-    throw new Error(`tasks: ${what} ${i} of the record at ops[${at}] is out of range`);
-  return table[i]!;
+/** The int32 values of a batch's `ops`. */
+function decodeOps(ops: unknown): Int32Array {
+  if (typeof ops !== 'string') throw new Error('tasks: ops must be a base64 string');
+  const bytes = Buffer.from(ops, 'base64');
+  if (bytes.length % 4 !== 0) throw new Error('tasks: ops is not a whole number of int32 values');
+  const ints = new Int32Array(bytes.length / 4);
+  if (LITTLE_ENDIAN) new Uint8Array(ints.buffer).set(bytes);
+  else for (let i = 0; i < ints.length; i++) ints[i] = bytes.readInt32LE(i * 4);
+  return ints;
 }
 
 /**
@@ -105,62 +99,81 @@ function entry<T>(table: readonly T[], index: unknown, what: string, at: number)
  * have been visited).
  */
 export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisitor): void {
-  const { ops, pools, fns } = event;
-  if (!Array.isArray(ops) || !Array.isArray(pools) || !Array.isArray(fns))
-    throw new Error('tasks: ops, pools and fns must be arrays');
+  const { pools, fns, strings } = event;
+  if (!Array.isArray(pools) || !Array.isArray(fns) || !Array.isArray(strings))
+    throw new Error('tasks: pools, fns and strings must be arrays');
+  const ops = decodeOps(event.ops);
   const base = event.ts;
   let pool: string | undefined;
   let i = 0;
+  const need = (n: number, at: number): void => {
+    if (i + n > ops.length) throw new Error(`tasks: the record at ops[${at}] is cut short`);
+  };
   while (i < ops.length) {
     const at = i;
-    const op = ops[i];
+    const op = ops[i]!;
     if (op === OP_POOL) {
-      pool = entry(pools, ops[i + 1], 'pool', at);
+      need(2, at);
+      pool = entry(pools, ops[i + 1]!, 'pool', at);
       i += 2;
       continue;
     }
     if (pool === undefined) throw new Error(`tasks: the record at ops[${at}] has no pool`);
-    const ts = base + int(ops[i + 1], 'dt', at) / 1000;
-    const task = int(ops[i + 2], 'task', at);
+    need(4, at);
+    const ts = base + ops[i + 1]! / 1000;
+    const task = ops[i + 2]!;
     switch (op) {
-      case OP_SUBMITTED:
-        if (i + 7 > ops.length) throw new Error(`tasks: the record at ops[${at}] is cut short`);
+      case OP_SUBMITTED: {
+        need(7, at);
+        const argc = ops[i + 6]!;
+        let args: string;
+        if (argc < 0) args = entry(strings, -argc - 1, 'args', at);
+        else {
+          need(7 + argc, at);
+          args =
+            argc === 0 ? '[]' : `[ ${Array.from(ops.subarray(i + 7, i + 7 + argc)).join(', ')} ]`;
+        }
         visit.submitted(
           pool,
           ts,
           task,
-          entry(fns, ops[i + 3], 'fn', at),
-          entry(KINDS, ops[i + 4], 'kind', at),
-          int(ops[i + 5], 'items', at),
-          argsPreview(ops[i + 6]),
+          entry(fns, ops[i + 3]!, 'fn', at),
+          entry(KINDS, ops[i + 4]!, 'kind', at),
+          ops[i + 5]!,
+          args,
         );
-        i += 7;
+        i += 7 + Math.max(0, argc);
         break;
+      }
       case OP_STARTED:
-        if (i + 4 > ops.length) throw new Error(`tasks: the record at ops[${at}] is cut short`);
-        visit.started(pool, ts, task, int(ops[i + 3], 'worker', at));
+        visit.started(pool, ts, task, ops[i + 3]!);
         i += 4;
         break;
       case OP_SUCCEEDED:
-      case OP_RAN: {
-        if (i + 8 > ops.length) throw new Error(`tasks: the record at ops[${at}] is cut short`);
-        const worker = int(ops[i + 4], 'worker', at);
-        if (op === OP_RAN) visit.started(pool, ts, task, worker);
+      case OP_RAN:
+      case OP_SUCCEEDED_TEXT:
+      case OP_RAN_TEXT: {
+        need(8, at);
+        const worker = ops[i + 4]!;
+        if (op === OP_RAN || op === OP_RAN_TEXT) visit.started(pool, ts, task, worker);
+        const result = ops[i + 5]!;
         visit.succeeded(
           pool,
           ts,
           task,
-          entry(fns, ops[i + 3], 'fn', at),
+          entry(fns, ops[i + 3]!, 'fn', at),
           worker,
-          resultPreview(ops[i + 5]),
-          int(ops[i + 6], 'durUs', at) / 1000,
-          int(ops[i + 7], 'queuedUs', at) / 1000,
+          op === OP_SUCCEEDED || op === OP_RAN
+            ? String(result)
+            : entry(strings, result, 'result', at),
+          ops[i + 6]! / 1000,
+          ops[i + 7]! / 1000,
         );
         i += 8;
         break;
       }
       default:
-        throw new Error(`tasks: unknown record type ${String(op)} at ops[${at}]`);
+        throw new Error(`tasks: unknown record type ${op} at ops[${at}]`);
     }
   }
 }
@@ -200,43 +213,43 @@ export function expandEvent(event: TraceEvent): TraceEvent[] {
   return event.type === 'tasks' ? expandTasks(event) : [event];
 }
 
-const COMMA = 44;
-const MINUS = 45;
-const ZERO = 48;
-/** "00" to "99", as bytes. */
-const PAIRS = new Uint8Array(200);
-for (let i = 0; i < 100; i++) {
-  PAIRS[i * 2] = ZERO + Math.floor(i / 10);
-  PAIRS[i * 2 + 1] = ZERO + (i % 10);
-}
-/** Room for a record's numbers; strings make room for themselves. */
-const RECORD_ROOM = 256;
+/** Room for one record without a check: the longest is a submission with 7 arguments. */
+const RECORD_ROOM = 16;
 
 /**
- * The producer's side: records written as bytes into one reused buffer, numbers as digits, with
- * nothing allocated per record in the common case (whole numbers, raw arguments and results).
- * `close` gives the batch's line.
+ * The producer's side: records stored as int32 values into one reused array, nothing allocated
+ * per record (integer arguments and results as themselves, previews in a table). A method
+ * returns false, writing nothing, when a value does not fit in 32 bits: the caller then writes
+ * that event as a v1 event. `close` gives the batch's line.
  */
 export class TaskBatchWriter {
-  private buf = Buffer.allocUnsafe(96 * 1024);
-  /** Bytes of records written; 0 when no batch is open. */
+  private ints = new Int32Array(16 * 1024);
+  /** Values written; 0 when no batch is open. */
   length = 0;
+  /** Characters of previews held in `strings`. */
+  private textLength = 0;
   private base = 0;
   private pools: string[] = [];
   private pool = '';
   private fns = new Map<string, number>();
   private lastFn = '';
   private lastFnIndex = 0;
+  private strings = new Map<string, number>();
   /**
-   * A task.started record not yet written (-1: none): when task.succeeded follows for that task,
-   * at the same time on the same worker, the two are written as one OP_RAN record.
+   * A task.started record not yet written (task -1: none): when task.succeeded follows for that
+   * task, at the same time on the same worker, the two are written as one OP_RAN record.
    */
   private startedTask = -1;
   private startedWorker = 0;
   private startedAt = 0;
   private startedDt = 0;
 
-  /** task.submitted; `args` raw (up to 7 finite numbers, booleans, nulls) or a preview. */
+  /** About the size of the batch's line so far, in bytes. */
+  get bytes(): number {
+    return this.length * 6 + this.textLength;
+  }
+
+  /** task.submitted; `args`: up to 7 int32 values, or the arguments' preview. */
   submitted(
     pool: string,
     at: number,
@@ -244,63 +257,71 @@ export class TaskBatchWriter {
     fn: string,
     kind: number,
     items: number,
-    args: readonly unknown[] | string,
-  ): void {
+    args: readonly number[] | string,
+  ): boolean {
     if (this.startedTask !== -1) this.writeStarted();
     const dt = this.begin(pool, at);
-    const b = this.buf;
-    b[this.length++] = COMMA;
-    b[this.length++] = ZERO + OP_SUBMITTED;
-    this.field(dt);
-    this.field(task);
-    this.field(this.fnIndex(fn));
-    this.field(kind);
-    this.field(items);
-    b[this.length++] = COMMA;
-    if (typeof args === 'string') this.text(JSON.stringify(args));
+    if ((dt | 0) !== dt || (task | 0) !== task || (items | 0) !== items) return false;
+    const a = this.ints;
+    let n = this.length;
+    a[n++] = OP_SUBMITTED;
+    a[n++] = dt;
+    a[n++] = task;
+    a[n++] = this.fnIndex(fn);
+    a[n++] = kind;
+    a[n++] = items;
+    if (typeof args === 'string') a[n++] = -this.text(args) - 1;
     else {
-      b[this.length++] = 91; // [
-      for (let i = 0; i < args.length; i++) {
-        // this.buf: a string written before may have grown it.
-        if (i > 0) this.buf[this.length++] = COMMA;
-        this.raw(args[i] as number | boolean | null);
-      }
-      this.buf[this.length++] = 93; // ]
+      a[n++] = args.length;
+      for (let i = 0; i < args.length; i++) a[n++] = args[i]!;
     }
+    this.length = n;
+    return true;
   }
 
-  started(pool: string, at: number, task: number, worker: number): void {
+  started(pool: string, at: number, task: number, worker: number): boolean {
     if (this.startedTask !== -1) this.writeStarted();
     // Opened (and its pool switched to) now; written with the next record.
-    this.startedDt = this.begin(pool, at);
+    const dt = this.begin(pool, at);
+    if ((dt | 0) !== dt || (task | 0) !== task || (worker | 0) !== worker) return false;
+    this.startedDt = dt;
     this.startedTask = task;
     this.startedWorker = worker;
     this.startedAt = at;
+    return true;
   }
 
   private writeStarted(): void {
-    if (this.length + RECORD_ROOM > this.buf.length) this.grow(RECORD_ROOM);
-    const b = this.buf;
-    b[this.length++] = COMMA;
-    b[this.length++] = ZERO + OP_STARTED;
-    this.field(this.startedDt);
-    this.field(this.startedTask);
-    this.field(this.startedWorker);
+    if (this.length + RECORD_ROOM > this.ints.length) this.grow();
+    const a = this.ints;
+    let n = this.length;
+    a[n++] = OP_STARTED;
+    a[n++] = this.startedDt;
+    a[n++] = this.startedTask;
+    a[n++] = this.startedWorker;
+    this.length = n;
     this.startedTask = -1;
   }
 
-  /** task.succeeded; `result` raw (a finite number, boolean or null) or a preview. */
+  /** task.succeeded; `result`: an int32 value, or the result's preview. */
   succeeded(
     pool: string,
     at: number,
     task: number,
     fn: string,
     worker: number,
-    result: number | boolean | null | string,
-    durationMs: number,
+    result: number | string,
+    /** Whole microseconds. */
+    dur: number,
     queuedMs: number,
-  ): void {
-    let op = OP_SUCCEEDED;
+  ): boolean {
+    const queued = Math.round(queuedMs * 1000);
+    if ((dur | 0) !== dur || (queued | 0) !== queued || (task | 0) !== task) {
+      if (this.startedTask !== -1) this.writeStarted();
+      return false;
+    }
+    const text = typeof result === 'string';
+    let op = text ? OP_SUCCEEDED_TEXT : OP_SUCCEEDED;
     let dt: number;
     if (this.startedTask === -1) dt = this.begin(pool, at);
     else if (
@@ -309,44 +330,46 @@ export class TaskBatchWriter {
       worker === this.startedWorker &&
       pool === this.pool
     ) {
-      op = OP_RAN;
+      op = text ? OP_RAN_TEXT : OP_RAN;
       dt = this.startedDt;
       this.startedTask = -1;
-      if (this.length + RECORD_ROOM > this.buf.length) this.grow(RECORD_ROOM);
+      if (this.length + RECORD_ROOM > this.ints.length) this.grow();
     } else {
       this.writeStarted();
       dt = this.begin(pool, at);
     }
-    const b = this.buf;
-    b[this.length++] = COMMA;
-    b[this.length++] = ZERO + op;
-    this.field(dt);
-    this.field(task);
-    this.field(this.fnIndex(fn));
-    this.field(worker);
-    b[this.length++] = COMMA;
-    if (typeof result === 'string') this.text(JSON.stringify(result));
-    else this.raw(result);
-    this.field(Math.round(durationMs * 1000));
-    this.field(Math.round(queuedMs * 1000));
+    if ((dt | 0) !== dt) return false;
+    const a = this.ints;
+    let n = this.length;
+    a[n++] = op;
+    a[n++] = dt;
+    a[n++] = task;
+    a[n++] = this.fnIndex(fn);
+    a[n++] = worker;
+    a[n++] = text ? this.text(result) : result;
+    a[n++] = dur;
+    a[n++] = queued;
+    this.length = n;
+    return true;
   }
 
   /**
-   * The open batch as its JSON line (newline included), given the envelope's JSON text from
-   * `"v"` up to and without `"ts"`, and the JSON text of its fields after `ts`.
+   * The open batch as its JSON line (newline included), in pieces to write one after the other
+   * (the records' base64 is not copied into a joined string), given the envelope's JSON text
+   * from `{` up to `"ts"`, and the JSON text of its fields after `ts`.
    */
-  close(head: string, tail: string): Buffer {
+  close(head: string, tail: string): string[] {
     if (this.startedTask !== -1) this.writeStarted();
-    const line = Buffer.concat([
-      Buffer.from(
-        `${head}"ts":${this.base}${tail},"type":"tasks","pools":${JSON.stringify(this.pools)},` +
-          `"fns":${JSON.stringify([...this.fns.keys()])},"ops":[`,
-      ),
-      this.buf.subarray(0, this.length),
-      Buffer.from(']}\n'),
-    ]);
+    const bytes = Buffer.from(this.ints.buffer, 0, this.length * 4);
+    const ops = (LITTLE_ENDIAN ? bytes : Buffer.from(bytes).swap32()).toString('base64');
     this.length = 0;
-    return line;
+    return [
+      `${head}"ts":${this.base}${tail},"type":"tasks","pools":${JSON.stringify(this.pools)},` +
+        `"fns":${JSON.stringify([...this.fns.keys()])},` +
+        `"strings":${JSON.stringify([...this.strings.keys()])},"ops":"`,
+      ops,
+      '"}\n',
+    ];
   }
 
   /** Drops the open batch. */
@@ -357,27 +380,26 @@ export class TaskBatchWriter {
 
   /** Opens a batch or switches its pool as needed, makes room; returns the record's dt (µs). */
   private begin(pool: string, at: number): number {
-    if (this.length + RECORD_ROOM > this.buf.length) this.grow(RECORD_ROOM);
+    if (this.length + RECORD_ROOM > this.ints.length) this.grow();
     if (this.length === 0) {
       this.base = at;
       this.pools = [pool];
       this.pool = pool;
       this.fns = new Map();
       this.lastFn = '';
-      // The first record, without a comma before it: pool 0.
-      this.buf[0] = ZERO + OP_POOL;
-      this.buf[1] = COMMA;
-      this.buf[2] = ZERO;
-      this.length = 3;
+      this.strings = new Map();
+      this.textLength = 0;
+      this.ints[0] = OP_POOL;
+      this.ints[1] = 0;
+      this.length = 2;
       return 0;
     }
     if (pool !== this.pool) {
       let index = this.pools.indexOf(pool);
       if (index === -1) index = this.pools.push(pool) - 1;
       this.pool = pool;
-      this.buf[this.length++] = COMMA;
-      this.buf[this.length++] = ZERO + OP_POOL;
-      this.field(index);
+      this.ints[this.length++] = OP_POOL;
+      this.ints[this.length++] = index;
     }
     return Math.round((at - this.base) * 1000);
   }
@@ -394,87 +416,20 @@ export class TaskBatchWriter {
     return index;
   }
 
-  private grow(room: number): void {
-    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + room));
-    this.buf.copy(grown, 0, 0, this.length);
-    this.buf = grown;
+  /** A preview's index in `strings`, each text kept once per batch. */
+  private text(s: string): number {
+    let index = this.strings.get(s);
+    if (index === undefined) {
+      index = this.strings.size;
+      this.strings.set(s, index);
+      this.textLength += s.length + 3;
+    }
+    return index;
   }
 
-  /** `,` and a number. */
-  private field(n: number): void {
-    this.buf[this.length++] = COMMA;
-    this.number(n);
-  }
-
-  private raw(v: number | boolean | null): void {
-    if (typeof v === 'number') this.number(v);
-    else this.text(v === null ? 'null' : v ? 'true' : 'false');
-  }
-
-  /** A finite number as JSON: whole numbers as digits, others as `String(n)`. */
-  private number(n: number): void {
-    if ((n | 0) !== n || n === -2147483648) {
-      this.text(String(n));
-      return;
-    }
-    const b = this.buf;
-    if (n < 0) {
-      b[this.length++] = MINUS;
-      n = -n;
-    }
-    if (n < 10) {
-      b[this.length++] = ZERO + n;
-      return;
-    }
-    const digits =
-      n < 100
-        ? 2
-        : n < 1000
-          ? 3
-          : n < 10000
-            ? 4
-            : n < 100000
-              ? 5
-              : n < 1000000
-                ? 6
-                : n < 10000000
-                  ? 7
-                  : n < 100000000
-                    ? 8
-                    : n < 1000000000
-                      ? 9
-                      : 10;
-    let end = this.length + digits;
-    this.length = end;
-    // Two digits at a time.
-    while (n >= 100) {
-      const q = (n / 100) | 0;
-      const pair = (n - q * 100) << 1;
-      b[--end] = PAIRS[pair + 1]!;
-      b[--end] = PAIRS[pair]!;
-      n = q;
-    }
-    if (n >= 10) {
-      const pair = n << 1;
-      b[--end] = PAIRS[pair + 1]!;
-      b[--end] = PAIRS[pair]!;
-    } else b[--end] = ZERO + n;
-  }
-
-  /** JSON text, as UTF-8. */
-  private text(s: string): void {
-    const n = s.length;
-    if (this.length + n * 3 > this.buf.length) this.grow(n * 3);
-    const b = this.buf;
-    let p = this.length;
-    for (let i = 0; i < n; i++) {
-      const c = s.charCodeAt(i);
-      if (c >= 0x80) {
-        this.length += b.write(s, this.length, 'utf8');
-        return;
-      }
-      b[p++] = c;
-    }
-    this.length = p;
+  private grow(): void {
+    const grown = new Int32Array(this.ints.length * 2);
+    grown.set(this.ints.subarray(0, this.length));
+    this.ints = grown;
   }
 }

@@ -41,20 +41,25 @@ describe('the tasks batch', () => {
   it('writes records a consumer reads back exactly', () => {
     const w = new TaskBatchWriter();
     const t0 = 1_700_000_000_000.25;
-    w.submitted('9:1', t0, 1, 'inc', 0, 1, [41, -7, 0.5, true, null, 1e21, -2147483648]);
+    assert.ok(w.submitted('9:1', t0, 1, 'inc', 0, 1, [41, -7, 0, 2147483647, -2147483648]));
     w.started('9:1', t0 + 0.002, 1, 2);
     w.submitted('9:2', t0 + 1, 1, 'other "fn" ✓', 1, 3, '[ { a: 1 } ]');
-    w.succeeded('9:1', t0 + 2.5, 1, 'inc', 2, 42, 0.0126, 12.3456);
-    w.succeeded('9:2', t0 + 3, 1, 'other "fn" ✓', 1, 'naïve "text"', 3_600_000, 0);
-    w.succeeded('9:1', t0 - 1, 2, 'inc', 1, null, 0, 0);
+    w.succeeded('9:1', t0 + 2.5, 1, 'inc', 2, 42, 13, 12.3456);
+    w.succeeded('9:2', t0 + 3, 1, 'other "fn" ✓', 1, 'naïve "text"', 2_000_000_000, 0);
+    w.succeeded('9:1', t0 - 1, 2, 'inc', 1, 'undefined', 0, 0);
     // Started and succeeded at one time on one worker: one record, two events.
     w.started('9:1', t0 + 4, 3, 1);
-    w.succeeded('9:1', t0 + 4, 3, 'inc', 1, true, 0.001, 0.5);
+    w.succeeded('9:1', t0 + 4, 3, 'inc', 1, -5, 1, 0.5);
+    w.started('9:1', t0 + 4.5, 6, 1);
+    w.succeeded('9:1', t0 + 4.5, 6, 'inc', 1, 'undefined', 1, 0.5);
     // Started, then not that task: the started record stands alone.
     w.started('9:1', t0 + 5, 4, 1);
-    w.succeeded('9:1', t0 + 5, 3, 'inc', 2, false, 0, 0);
+    w.succeeded('9:1', t0 + 5, 3, 'inc', 2, 0, 0, 0);
+    w.submitted('9:1', t0 + 5.5, 7, 'inc', 0, 1, []);
     w.started('9:1', t0 + 6, 5, 2);
-    const line = w.close('{"v":2,', ',"pid":9,"tid":0,"run":"r"').toString('utf8');
+    // What 32 bits cannot hold is refused, for the caller to write as a v1 event.
+    assert.equal(w.succeeded('9:1', t0 + 7, 5, 'inc', 2, 1, 3_000_000_000, 0), false);
+    const line = w.close('{"v":2,', ',"pid":9,"tid":0,"run":"r"').join('');
     assert.ok(line.endsWith('}\n'));
     assert.equal(w.length, 0, 'closing empties the writer');
     const batch = JSON.parse(line) as EventOf<'tasks'>;
@@ -62,7 +67,26 @@ describe('the tasks batch', () => {
     assert.equal(batch.ts, t0);
     assert.deepEqual(batch.pools, ['9:1', '9:2']);
     assert.deepEqual(batch.fns, ['inc', 'other "fn" ✓']);
+    assert.deepEqual(batch.strings, ['[ { a: 1 } ]', 'naïve "text"', 'undefined']);
     const env = { v: 2, pid: 9, tid: 0, run: 'r' };
+    const ended = (ts: number, task: number, fn: string, worker: number, result: string) => ({
+      ...env,
+      ts,
+      type: 'task.succeeded',
+      pool: fn === 'inc' ? '9:1' : '9:2',
+      task,
+      fn,
+      worker,
+      result,
+    });
+    const started = (ts: number, task: number, worker: number) => ({
+      ...env,
+      ts,
+      type: 'task.started',
+      pool: '9:1',
+      task,
+      worker,
+    });
     assert.deepEqual(expandTasks(batch), [
       {
         ...env,
@@ -72,10 +96,10 @@ describe('the tasks batch', () => {
         task: 1,
         fn: 'inc',
         kind: 'apply',
-        args: '[ 41, -7, 0.5, true, null, 1e+21, -2147483648 ]',
+        args: '[ 41, -7, 0, 2147483647, -2147483648 ]',
         items: 1,
       },
-      { ...env, ts: t0 + 0.002, type: 'task.started', pool: '9:1', task: 1, worker: 2 },
+      started(t0 + 0.002, 1, 2),
       {
         ...env,
         ts: t0 + 1,
@@ -87,73 +111,52 @@ describe('the tasks batch', () => {
         args: '[ { a: 1 } ]',
         items: 3,
       },
+      { ...ended(t0 + 2.5, 1, 'inc', 2, '42'), durationMs: 0.013, queuedMs: 12.346 },
       {
-        ...env,
-        ts: t0 + 2.5,
-        type: 'task.succeeded',
-        pool: '9:1',
-        task: 1,
-        fn: 'inc',
-        worker: 2,
-        result: '42',
-        durationMs: 0.013,
-        queuedMs: 12.346,
-      },
-      {
-        ...env,
-        ts: t0 + 3,
-        type: 'task.succeeded',
-        pool: '9:2',
-        task: 1,
-        fn: 'other "fn" ✓',
-        worker: 1,
-        result: 'naïve "text"',
-        durationMs: 3_600_000,
+        ...ended(t0 + 3, 1, 'other "fn" ✓', 1, 'naïve "text"'),
+        durationMs: 2_000_000,
         queuedMs: 0,
       },
+      { ...ended(t0 - 1, 2, 'inc', 1, 'undefined'), durationMs: 0, queuedMs: 0 },
+      started(t0 + 4, 3, 1),
+      { ...ended(t0 + 4, 3, 'inc', 1, '-5'), durationMs: 0.001, queuedMs: 0.5 },
+      started(t0 + 4.5, 6, 1),
+      { ...ended(t0 + 4.5, 6, 'inc', 1, 'undefined'), durationMs: 0.001, queuedMs: 0.5 },
+      started(t0 + 5, 4, 1),
+      { ...ended(t0 + 5, 3, 'inc', 2, '0'), durationMs: 0, queuedMs: 0 },
       {
         ...env,
-        ts: t0 - 1,
-        type: 'task.succeeded',
+        ts: t0 + 5.5,
+        type: 'task.submitted',
         pool: '9:1',
-        task: 2,
+        task: 7,
         fn: 'inc',
-        worker: 1,
-        result: 'null',
-        durationMs: 0,
-        queuedMs: 0,
+        kind: 'apply',
+        args: '[]',
+        items: 1,
       },
-      { ...env, ts: t0 + 4, type: 'task.started', pool: '9:1', task: 3, worker: 1 },
-      {
-        ...env,
-        ts: t0 + 4,
-        type: 'task.succeeded',
-        pool: '9:1',
-        task: 3,
-        fn: 'inc',
-        worker: 1,
-        result: 'true',
-        durationMs: 0.001,
-        queuedMs: 0.5,
-      },
-      { ...env, ts: t0 + 5, type: 'task.started', pool: '9:1', task: 4, worker: 1 },
-      {
-        ...env,
-        ts: t0 + 5,
-        type: 'task.succeeded',
-        pool: '9:1',
-        task: 3,
-        fn: 'inc',
-        worker: 2,
-        result: 'false',
-        durationMs: 0,
-        queuedMs: 0,
-      },
-      { ...env, ts: t0 + 6, type: 'task.started', pool: '9:1', task: 5, worker: 2 },
+      started(t0 + 6, 5, 2),
     ]);
-    // The pair at t0 + 4 is one record: 4, dt, task, fn, worker, result, durUs, queuedUs.
-    const ran = batch.ops.findIndex((v, i, ops) => v === 4 && ops[i + 1] === 4000);
-    assert.deepEqual(batch.ops.slice(ran, ran + 8), [4, 4000, 3, 0, 1, true, 1, 500]);
+  });
+
+  it('a task event a record cannot hold is written as a v1 event, in its place', () => {
+    const events = traced((trace) => {
+      trace.submitted(1, 'f', 'apply', [1], 1, 1000);
+      trace.started(1, 1, 1001);
+      trace.succeeded(1, 'f', 1, 2, 40 * 60_000_000, 0, 1002);
+      trace.submitted(2, 'f', 'apply', [2], 1, 1003);
+    });
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['tasks', 'task.succeeded', 'tasks'],
+    );
+    const ended = events[1] as EventOf<'task.succeeded'>;
+    assert.equal(ended.durationMs, 40 * 60_000);
+    assert.equal(ended.ts, 1002);
+    assert.deepEqual(
+      events.flatMap(expandEvent).map((e) => e.type),
+      ['task.submitted', 'task.started', 'task.succeeded', 'task.submitted'],
+    );
   });
 
   it('previews of arguments and results are the ones v1 events carried', () => {
@@ -194,7 +197,7 @@ describe('the tasks batch', () => {
     ];
     const events = traced((trace) => {
       payloads.forEach((p, i) => trace.submitted(i + 1, 'f', 'apply', p, 1, 1000 + i));
-      results.forEach((r, i) => trace.succeeded(i + 1, 'f', 1, r, 0.5, 0.25, 2000 + i));
+      results.forEach((r, i) => trace.succeeded(i + 1, 'f', 1, r, 5, 0.25, 2000 + i));
     });
     assert.ok(events.every((e) => e.type === 'tasks'));
     const expanded = events.flatMap(expandEvent);
@@ -215,9 +218,9 @@ describe('the tasks batch', () => {
       trace.submitted(1, 'f', 'apply', [1], 1, 1000);
       trace.submitted(2, 'f', 'apply', [2], 1, 1000.5);
       trace.started(1, 1, 1001);
-      trace.succeeded(1, 'f', 1, 2, 0.1, 1, 1002);
-      trace.failed(2, 'f', 1, new Error('no'), 0.2);
-      trace.succeeded(3, 'f', 1, 4, 0.1, 1, 1003);
+      trace.succeeded(1, 'f', 1, 2, 100, 1, 1002);
+      trace.failed(2, 'f', 1, new Error('no'), 200);
+      trace.succeeded(3, 'f', 1, 4, 100, 1, 1003);
       trace.closed();
     });
     assert.deepEqual(
@@ -241,13 +244,20 @@ describe('the tasks batch', () => {
   it('a malformed batch is reported and skipped, never fatal', () => {
     const store = new Store();
     const env = { v: 2, ts: 1, pid: 1, run: 'r', type: 'tasks', pools: ['1:1'], fns: ['f'] };
-    store.applyLine(JSON.stringify({ ...env, ops: [1, 0, 1, 0, 0, 1, [1]] }));
-    store.applyLine(JSON.stringify({ ...env, ops: [0, 0, 9, 0, 1] }));
-    store.applyLine(JSON.stringify({ ...env, ops: [0, 0, 1, 0, 1, 0, 7, 1, [1]] }));
-    store.applyLine(JSON.stringify({ ...env, ops: [0, 0, 1, 0, 1, 0, 0, 1, [{}]] }));
-    store.applyLine(JSON.stringify({ ...env, ops: [0, 0, 2, 0, 1] }));
-    store.applyLine(JSON.stringify({ ...env, ops: 'x' }));
-    assert.equal(store.problemCount, 6);
+    const ops = (...ints: number[]) => Buffer.from(new Int32Array(ints).buffer).toString('base64');
+    const bad = [
+      { ...env, strings: [], ops: ops(1, 0, 1, 0, 0, 1, 0) }, // no pool record first
+      { ...env, strings: [], ops: ops(0, 0, 9, 0, 1, 0) }, // unknown record type
+      { ...env, strings: [], ops: ops(0, 0, 1, 0, 1, 0, 7, 1, 0) }, // kind out of range
+      { ...env, strings: [], ops: ops(0, 0, 1, 0, 1, 0, 0, 1, -2) }, // args string missing
+      { ...env, strings: [], ops: ops(0, 0, 1, 0, 1, 0, 0, 1, 3, 1) }, // cut short
+      { ...env, strings: [], ops: ops(0, 0, 5, 0, 1, 0, 1, 0, 0, 0) }, // result string missing
+      { ...env, strings: [], ops: 'AAA' }, // not whole int32 values
+      { ...env, strings: [], ops: [1, 2] },
+      { ...env, ops: ops(0, 0) }, // no strings
+    ];
+    for (const event of bad) store.applyLine(JSON.stringify(event));
+    assert.equal(store.problemCount, bad.length);
     for (const p of store.problems) assert.match(p, /tasks event could not be applied: tasks:/);
   });
 });
