@@ -87,8 +87,8 @@ export class Tracer {
   private timer: NodeJS.Timeout | undefined;
   private dropped = 0;
   private droppedTypes: Record<string, number> = {};
-  /** The open `tasks` batch. */
-  private readonly batch = new TaskBatchWriter();
+  /** The open `tasks` batch (a PoolTrace writes into it directly while `batch.fast`). */
+  readonly batch = new TaskBatchWriter();
   /** The envelope as JSON text: before `ts`, and the fields after it. */
   private readonly envelopeHead: string;
   private readonly envelopeTail: string;
@@ -240,6 +240,12 @@ export class Tracer {
       this.closeBatch();
       this.maybeFlush();
     } else if (opened) this.schedule();
+    // Records may go straight into the batch while it is open, nothing is being dropped, and
+    // what is held stays far from the soft limit (what admit() would let through anyway);
+    // closing the batch, or its reaching FLUSH_BYTES, ends that.
+    const held = this.pendingBytes + (this.unsent?.length ?? 0);
+    if (this.batch.length !== 0 && this.dropped === 0 && held + 2 * FLUSH_BYTES < SOFT_LIMIT)
+      this.batch.goFast(FLUSH_BYTES);
   }
 
   /** A task event a record cannot hold (a number past 32 bits), in its place as a v1 event. */

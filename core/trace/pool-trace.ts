@@ -8,7 +8,7 @@ import type { Backend } from '../backend/worker-handle';
 import { now, type Tracer } from './emitter';
 import { TAG as SHARED_TAG } from '../shared/marshal';
 import { errorInfo, preview } from './error-info';
-import { KINDS, MAX_RAW_ARGS as RAW_ARGS } from './task-batch';
+import { KINDS, MAX_RAW_ARGS as RAW_ARGS, type TaskBatchWriter } from './task-batch';
 
 /** As a plain constant: an imported binding is a getter call in the built code. */
 const MAX_RAW_ARGS = RAW_ARGS;
@@ -23,12 +23,14 @@ export interface ResultObserver {
 
 export class PoolTrace {
   readonly pool: string;
+  private readonly batch: TaskBatchWriter;
 
   constructor(
     private readonly tracer: Tracer,
     poolNumber: number,
   ) {
     this.pool = `${process.pid}:${poolNumber}`;
+    this.batch = tracer.batch;
   }
 
   created(backend: Backend, size: number, module: string, options: Record<string, unknown>): void {
@@ -90,7 +92,11 @@ export class PoolTrace {
     });
   }
 
-  /** Task events are records of the tracer's `tasks` batch; `at` is the pool's `now()`. */
+  /**
+   * Task events are records of the tracer's `tasks` batch; `at` is the pool's `now()`. While the
+   * batch is open and far from every limit (`batch.fast`), a record goes straight into it;
+   * otherwise, through the tracer (which opens, closes, bounds and counts).
+   */
   submitted(
     task: number,
     fn: string,
@@ -99,19 +105,15 @@ export class PoolTrace {
     items: number,
     at: number,
   ): void {
-    this.tracer.taskSubmitted(
-      this.pool,
-      at,
-      task,
-      fn,
-      KIND_CODES[kind],
-      items,
-      recordArgs(payload),
-    );
+    const args = recordArgs(payload);
+    const code = KIND_CODES[kind];
+    if (!this.batch.fast || !this.batch.submitted(this.pool, at, task, fn, code, items, args))
+      this.tracer.taskSubmitted(this.pool, at, task, fn, code, items, args);
   }
 
   started(task: number, worker: number, at: number): void {
-    this.tracer.taskStarted(this.pool, at, task, worker);
+    if (!this.batch.fast || !this.batch.started(this.pool, at, task, worker))
+      this.tracer.taskStarted(this.pool, at, task, worker);
   }
 
   succeeded(
@@ -124,16 +126,10 @@ export class PoolTrace {
     queuedMs: number,
     at = now(),
   ): void {
-    this.tracer.taskSucceeded(
-      this.pool,
-      at,
-      task,
-      fn,
-      worker,
-      recordResult(value),
-      durationUs,
-      queuedMs,
-    );
+    const result = recordResult(value);
+    const b = this.batch;
+    if (!b.fast || !b.succeeded(this.pool, at, task, fn, worker, result, durationUs, queuedMs))
+      this.tracer.taskSucceeded(this.pool, at, task, fn, worker, result, durationUs, queuedMs);
   }
 
   failed(

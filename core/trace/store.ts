@@ -764,7 +764,9 @@ export class Store {
       pool.tasks.delete(victim);
       pool.evicted++;
     }
-    if (dead > 256 || (table.head > 4096 && table.head * 2 > ids.length)) table.compact(pool.tasks);
+    // Compacted when a scan crossed many dropped entries (each eviction drops at most one near
+    // the front), or when the dropped ones before the head are most of the lists.
+    if (dead > 32 || (table.head > 4096 && table.head * 2 > ids.length)) table.compact(pool.tasks);
   }
 
   private barsOf(pool: PoolModel): BarTable | undefined {

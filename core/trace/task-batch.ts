@@ -94,6 +94,14 @@ function decodeOps(ops: unknown): Int32Array {
   return ints;
 }
 
+/** The preview of `count` integer arguments from `ops[from]`: `[ 1, 2 ]`, `[]`. */
+function argsText(ops: Int32Array, from: number, count: number): string {
+  if (count === 0) return '[]';
+  let text = `[ ${ops[from]!}`;
+  for (let k = 1; k < count; k++) text += `, ${ops[from + k]!}`;
+  return `${text} ]`;
+}
+
 /**
  * Walks a `tasks` event's records in order. Throws on a malformed record (the records before it
  * have been visited).
@@ -130,8 +138,7 @@ export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisi
         if (argc < 0) args = entry(strings, -argc - 1, 'args', at);
         else {
           need(7 + argc, at);
-          args =
-            argc === 0 ? '[]' : `[ ${Array.from(ops.subarray(i + 7, i + 7 + argc)).join(', ')} ]`;
+          args = argsText(ops, i + 7, argc);
         }
         visit.submitted(
           pool,
@@ -223,6 +230,12 @@ const RECORD_ROOM = 16;
  * that event as a v1 event. `close` gives the batch's line.
  */
 export class TaskBatchWriter {
+  /**
+   * Whether records may be written without asking the tracer: set by it (goFast), cleared when
+   * the batch closes or reaches `fastBytes`.
+   */
+  fast = false;
+  private fastBytes = 0;
   private ints = new Int32Array(16 * 1024);
   /** Values written; 0 when no batch is open. */
   length = 0;
@@ -247,6 +260,16 @@ export class TaskBatchWriter {
   /** About the size of the batch's line so far, in bytes. */
   get bytes(): number {
     return this.length * 6 + this.textLength;
+  }
+
+  goFast(bytes: number): void {
+    this.fastBytes = bytes;
+    this.fast = this.length * 6 + this.textLength < bytes;
+  }
+
+  private wrote(n: number): void {
+    this.length = n;
+    if (n * 6 + this.textLength >= this.fastBytes) this.fast = false;
   }
 
   /** task.submitted; `args`: up to 7 int32 values, or the arguments' preview. */
@@ -275,7 +298,7 @@ export class TaskBatchWriter {
       a[n++] = args.length;
       for (let i = 0; i < args.length; i++) a[n++] = args[i]!;
     }
-    this.length = n;
+    this.wrote(n);
     return true;
   }
 
@@ -299,7 +322,7 @@ export class TaskBatchWriter {
     a[n++] = this.startedDt;
     a[n++] = this.startedTask;
     a[n++] = this.startedWorker;
-    this.length = n;
+    this.wrote(n);
     this.startedTask = -1;
   }
 
@@ -349,7 +372,7 @@ export class TaskBatchWriter {
     a[n++] = text ? this.text(result) : result;
     a[n++] = dur;
     a[n++] = queued;
-    this.length = n;
+    this.wrote(n);
     return true;
   }
 
@@ -363,6 +386,7 @@ export class TaskBatchWriter {
     const bytes = Buffer.from(this.ints.buffer, 0, this.length * 4);
     const ops = (LITTLE_ENDIAN ? bytes : Buffer.from(bytes).swap32()).toString('base64');
     this.length = 0;
+    this.fast = false;
     return [
       `${head}"ts":${this.base}${tail},"type":"tasks","pools":${JSON.stringify(this.pools)},` +
         `"fns":${JSON.stringify([...this.fns.keys()])},` +
@@ -375,6 +399,7 @@ export class TaskBatchWriter {
   /** Drops the open batch. */
   clear(): void {
     this.length = 0;
+    this.fast = false;
     this.startedTask = -1;
   }
 
