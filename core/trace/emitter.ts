@@ -22,7 +22,8 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { threadId } from 'node:worker_threads';
-import { PROTOCOL_VERSION, type TraceEvent, type TraceEventType } from './protocol';
+import type { TraceEvent, TraceEventType } from './protocol';
+import { PROTOCOL_VERSION } from './version';
 import { KINDS, TaskBatchWriter } from './task-batch';
 
 /** The fields an emit site gives; the envelope (v, ts, pid, tid, run) is added here. */

@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, statSync, symlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import { delimiter, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { PROTOCOL_VERSION, type TraceEvent } from './protocol';
+import type { TraceEvent } from './protocol';
+import { PROTOCOL_VERSION } from './version';
 import { TraceServer } from './server';
 
 export const RUNNABLE_EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];

@@ -8,14 +8,9 @@
  * times are milliseconds, values are JSON. See docs/protocol.md.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION } from './version';
 
-/**
- * The version producers stamp on every event. v2 added the `tasks` event (many task events in one
- * line, see task-batch.ts); every other event is as in v1, and consumers read v1 traces too.
- */
-export const PROTOCOL_VERSION = 2;
-/** The oldest version consumers read. */
-export const OLDEST_PROTOCOL_VERSION = 1;
+export { OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION };
 
 /** JSON-safe value. Non-JSON values are tagged objects: see docs/protocol.md, "Values". */
 const Json = Type.Unknown({ description: 'A JSON value; non-JSON values are tagged objects' });

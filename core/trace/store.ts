@@ -13,13 +13,8 @@
  * task id.
  */
 import { BarTable } from './bars';
-import {
-  OLDEST_PROTOCOL_VERSION,
-  PROTOCOL_VERSION,
-  type ErrorInfo,
-  type EventOf,
-  type TraceEvent,
-} from './protocol';
+import type { ErrorInfo, EventOf, TraceEvent } from './protocol';
+import { OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION } from './version';
 import { forEachTaskRecord, type TaskRecordVisitor } from './task-batch';
 
 export type TaskState = 'queued' | 'running' | 'passed' | 'failed' | 'errored';
