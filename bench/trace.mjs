@@ -1,10 +1,13 @@
 // What tracing costs, and how big a trace the Store replays.
 //
 //   node bench/trace.mjs [--reps 5] [--tasks 20000] [--events 1000000] [--baseline DIST]
+//                        [--baseline-sinks] [--skip overhead,replay] [--backends thread,process]
 //
 // 1. Emitter overhead: 20k tasks submitted at once (thread and process backends) with no sink,
 //    with a file sink, and with a live socket sink whose lines a Store in this process consumes.
-//    With --baseline DIST (a dist/ built from an older commit), also that build with no sink.
+//    With --baseline DIST (a dist/ built from an older commit), also that build with no sink,
+//    and with --baseline-sinks that build with each sink too (its ratios against its own no-sink
+//    runs), so that before and after are measured interleaved on a noisy machine.
 //    Each measurement is a fresh process; repetitions interleaved; medians and ratios printed.
 // 2. Replay: a real trace of about --events events is recorded (a thread pool running small
 //    tasks with a file sink), then `poolscope show` replays it; wall time and peak RSS printed.
@@ -21,6 +24,8 @@ const { values } = parseArgs({
     tasks: { type: 'string', default: '20000' },
     events: { type: 'string', default: '1000000' },
     baseline: { type: 'string' },
+    'baseline-sinks': { type: 'boolean', default: false },
+    backends: { type: 'string', default: 'thread,process' },
     skip: { type: 'string', default: '' },
   },
 });
@@ -76,8 +81,19 @@ const variants = [
   { name: 'file sink', dist, sink: 'file' },
   { name: 'socket sink + Store', dist, sink: 'socket' },
 ];
-if (values.baseline)
-  variants.push({ name: 'baseline build, no sink', dist: resolve(values.baseline), sink: 'none' });
+if (values.baseline) {
+  const old = resolve(values.baseline);
+  variants.push({ name: 'baseline build, no sink', dist: old, sink: 'none', base: 'baseline' });
+  if (values['baseline-sinks']) {
+    variants.push({ name: 'baseline build, file sink', dist: old, sink: 'file', base: 'baseline' });
+    variants.push({
+      name: 'baseline build, socket sink + Store',
+      dist: old,
+      sink: 'socket',
+      base: 'baseline',
+    });
+  }
+}
 
 if (!values.skip.includes('overhead')) {
   console.log(
@@ -85,7 +101,7 @@ if (!values.skip.includes('overhead')) {
   );
   console.log('| backend | variant | tasks/s (median) | range | vs no sink |');
   console.log('|---|---|---:|---|---:|');
-  for (const backend of ['thread', 'process']) {
+  for (const backend of values.backends.split(',')) {
     const rates = new Map(variants.map((v) => [v.name, []]));
     for (let rep = 0; rep < reps; rep++) {
       for (const v of variants) {
@@ -109,8 +125,11 @@ if (!values.skip.includes('overhead')) {
         rmSync(join(scratch, `t-${rep}.jsonl`), { force: true });
       }
     }
-    const base = median(rates.get('no sink'));
     for (const v of variants) {
+      // A baseline build's sinks against its own no-sink runs; its no-sink runs against ours.
+      const against =
+        v.base === 'baseline' && v.sink !== 'none' ? 'baseline build, no sink' : 'no sink';
+      const base = median(rates.get(against));
       const xs = rates.get(v.name);
       const m = median(xs);
       const range = `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}`;
@@ -143,7 +162,10 @@ if (!values.skip.includes('replay')) {
     env: { ...process.env, POOLSCOPE_TRACE: `file:${trace}`, POOLSCOPE_RUN: 'replay' },
     stdio: 'inherit',
   });
-  const lines = readFileSync(trace, 'utf8').split('\n').filter(Boolean).length;
+  // Events as the Store counts them: a `tasks` line stands for many.
+  const { expandEvent } = await import(join(dist, 'core/trace/task-batch.js'));
+  const lines = readFileSync(trace, 'utf8').split('\n').filter(Boolean);
+  const events = lines.reduce((n, l) => n + expandEvent(JSON.parse(l)).length, 0);
   const size = statSync(trace).size;
   const t0 = performance.now();
   const shown = spawnSync(
@@ -157,10 +179,10 @@ if (!values.skip.includes('replay')) {
   const out = `${shown.stdout}\n${shown.stderr}`;
   console.log(`\n# Replay: poolscope show on a recorded trace\n`);
   console.log(
-    `- events: ${lines.toLocaleString('en-US')} (${(size / 1e6).toFixed(1)} MB, ${n.toLocaleString('en-US')} tasks)`,
+    `- events: ${events.toLocaleString('en-US')} in ${lines.length.toLocaleString('en-US')} lines (${(size / 1e6).toFixed(1)} MB, ${n.toLocaleString('en-US')} tasks)`,
   );
   console.log(
-    `- wall time: ${(ms / 1000).toFixed(2)} s (${Math.round(lines / (ms / 1000)).toLocaleString('en-US')} events/s)`,
+    `- wall time: ${(ms / 1000).toFixed(2)} s (${Math.round(events / (ms / 1000)).toLocaleString('en-US')} events/s)`,
   );
   console.log(`\n${out.trim()}`);
 }

@@ -707,6 +707,7 @@ export class Pool extends EventEmitter {
         task.api,
         Array.isArray(payload) ? payload : Array.from(payload),
         task.count,
+        task.submittedAt,
       );
     }
     this.pending++;
@@ -800,14 +801,14 @@ export class Pool extends EventEmitter {
         task.timer = setTimeout(() => this.timedOut(slot, task), task.timeoutMs);
       }
     }
-    if (this.trace && wasIdle) this.markStarted(slot.inflight[0]!, slot);
+    if (this.trace && wasIdle) this.markStarted(slot.inflight[0]!, slot, now());
   }
 
   /** For the trace: a worker runs its tasks in order, so the head of its list is running. */
-  private markStarted(task: Task, slot: WorkerSlot): void {
+  private markStarted(task: Task, slot: WorkerSlot, at: number): void {
     if (task.startedAt !== 0) return;
-    task.startedAt = now();
-    this.trace!.started(task.id, slot.workerId);
+    task.startedAt = at;
+    this.trace!.started(task.id, slot.workerId, at);
   }
 
   /** Why a task could not be sent: the argument (or map item) that cannot be cloned, by position. */
@@ -889,6 +890,8 @@ export class Pool extends EventEmitter {
   }
 
   private onResults(slot: WorkerSlot, results: ResultBatch): void {
+    // For the trace, one clock read per message: when its results (and the next starts) arrived.
+    const at = this.trace ? now() : 0;
     for (let r = 0; r < results.length; r += RESULT_STRIDE) {
       const id = results[r] as number;
       const outcome = results[r + 1] as Outcome;
@@ -905,8 +908,8 @@ export class Pool extends EventEmitter {
       }
       slot.completed++;
       if (slot.timedTask === task) slot.timedTask = undefined;
-      if (this.trace) this.markStarted(task, slot);
-      if (outcome === Outcome.Succeeded) this.settle(task, true, value, ranMs);
+      if (this.trace) this.markStarted(task, slot, at);
+      if (outcome === Outcome.Succeeded) this.settle(task, true, value, ranMs, at);
       else if (outcome === Outcome.Failed) {
         this.settle(task, false, this.remoteError(decodeThrown(value as never), task, slot), ranMs);
       } else {
@@ -926,7 +929,7 @@ export class Pool extends EventEmitter {
         );
       }
     }
-    if (this.trace && slot.inflight.length > 0) this.markStarted(slot.inflight[0]!, slot);
+    if (this.trace && slot.inflight.length > 0) this.markStarted(slot.inflight[0]!, slot, at);
     const max = this.options.maxTasksPerChild;
     if (max !== undefined && slot.completed >= max && slot.state === 'ready') {
       this.retire(slot, 'recycled');
@@ -967,7 +970,7 @@ export class Pool extends EventEmitter {
     return err;
   }
 
-  private settle(task: Task, ok: boolean, value: unknown, ranMs?: number): void {
+  private settle(task: Task, ok: boolean, value: unknown, ranMs?: number, at?: number): void {
     if (task.timer) clearTimeout(task.timer);
     if (this.trace) {
       const worker = task.slot?.workerId;
@@ -976,7 +979,7 @@ export class Pool extends EventEmitter {
         // A chunk's results may have travelled packed; the trace shows them as the array they are.
         const shown =
           task.kind !== TaskKind.Apply && value instanceof Float64Array ? Array.from(value) : value;
-        this.trace.succeeded(task.id, task.fn, worker ?? 0, shown, ranMs ?? 0, queuedMs);
+        this.trace.succeeded(task.id, task.fn, worker ?? 0, shown, ranMs ?? 0, queuedMs, at);
       } else {
         this.trace.failed(task.id, task.fn, worker, value, ranMs);
       }

@@ -57,8 +57,9 @@ export const Outcome = {
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
 /**
- * Results, flat: task id, outcome, value (or ThrownRecord, or the clone error's message), ms the
- * task ran (0 when not tracing); then the next result's four.
+ * Results, flat: task id, outcome, value (or ThrownRecord, or the clone error's message), whole
+ * microseconds the task ran (an integer: no number boxed per result; 0 when not tracing); then
+ * the next result's four. (The pool's `ranMs` passes it on to the trace as it is.)
  */
 export type ResultBatch = unknown[];
 export const RESULT_STRIDE = 4;

@@ -13,12 +13,18 @@
  * counted (an `events.dropped` event says how many); errors, task ends and exits are kept until a
  * much higher hard limit. A sink that goes away turns tracing off; it never blocks or crashes
  * the program.
+ *
+ * The events of every task (submitted, started, succeeded) are not JSON objects: they are
+ * records of the open `tasks` batch (task-batch.ts), a few integers stored in a reused array,
+ * closed into one line before any other event is queued (so the order of events is kept), when
+ * it reaches FLUSH_BYTES, and at every flush.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { threadId } from 'node:worker_threads';
 import type { TraceEvent, TraceEventType } from './protocol';
 import { PROTOCOL_VERSION } from './version';
+import { KINDS, TaskBatchWriter } from './task-batch';
 
 /** The fields an emit site gives; the envelope (v, ts, pid, tid, run) is added here. */
 export type EventFields<T extends TraceEventType> = Omit<
@@ -35,9 +41,12 @@ const FLUSH_BYTES = 64 * 1024;
 const FLUSH_MS = 25;
 const EXIT_FLUSH_MS = 2000;
 
+/** The process's (or thread's) time origin: fixed, and a getter call to read. */
+const ORIGIN = performance.timeOrigin;
+
 /** Milliseconds since the epoch, sub-millisecond, monotonic within the process. */
 export function now(): number {
-  return performance.timeOrigin + performance.now();
+  return ORIGIN + performance.now();
 }
 
 interface Sink {
@@ -70,6 +79,7 @@ function fdSink(fd: number, onClose: () => void): Sink {
 export class Tracer {
   readonly pid = process.pid;
   readonly tid = threadId;
+  /** Text to write, in order: lines (newlines included), or pieces of one (a batch's). */
   private pending: string[] = [];
   private pendingBytes = 0;
   private unsent: Buffer | undefined;
@@ -78,6 +88,11 @@ export class Tracer {
   private timer: NodeJS.Timeout | undefined;
   private dropped = 0;
   private droppedTypes: Record<string, number> = {};
+  /** The open `tasks` batch (a PoolTrace writes into it directly while `batch.fast`). */
+  readonly batch = new TaskBatchWriter();
+  /** The envelope as JSON text: before `ts`, and the fields after it. */
+  private readonly envelopeHead: string;
+  private readonly envelopeTail: string;
 
   constructor(
     readonly run: string,
@@ -93,6 +108,8 @@ export class Tracer {
       throw new Error(`POOLSCOPE_TRACE must start with unix: or file:, got ${target}`);
     }
     process.on('exit', () => this.flushSync());
+    this.envelopeHead = `{"v":${PROTOCOL_VERSION},`;
+    this.envelopeTail = `,"pid":${this.pid},"tid":${this.tid},"run":${JSON.stringify(run)}`;
   }
 
   private connect(path: string, token: string): void {
@@ -128,6 +145,7 @@ export class Tracer {
     this.pending = [];
     this.pendingBytes = 0;
     this.unsent = undefined;
+    this.batch.clear();
     try {
       this.sink?.close();
     } catch {
@@ -136,24 +154,121 @@ export class Tracer {
     this.sink = undefined;
   }
 
-  emit<T extends TraceEventType>(type: T, fields: EventFields<T>): void {
+  emit<T extends Exclude<TraceEventType, 'tasks'>>(type: T, fields: EventFields<T>): void {
     if (this.dead) return;
-    const buffered = this.pendingBytes + (this.unsent?.length ?? 0);
+    if (this.batch.length !== 0) this.closeBatch();
+    if (!this.admit(type)) return;
+    this.push(this.line(type, fields));
+  }
+
+  /** Bytes held and not yet written, the open batch included. */
+  private buffered(): number {
+    return this.pendingBytes + (this.unsent?.length ?? 0) + this.batch.bytes;
+  }
+
+  /** Whether an event of `type` is kept, or dropped (and counted) because too much is held. */
+  private admit(type: string): boolean {
+    const buffered = this.buffered();
     if ((buffered > SOFT_LIMIT && DROPPABLE.has(type)) || buffered > HARD_LIMIT) {
       this.dropped++;
       this.droppedTypes[type] = (this.droppedTypes[type] ?? 0) + 1;
       this.schedule();
-      return;
+      return false;
     }
-    if (this.dropped > 0 && buffered < SOFT_LIMIT / 2) this.reportDropped();
-    this.push(this.line(type, fields));
+    if (this.dropped > 0 && buffered < SOFT_LIMIT / 2) {
+      if (this.batch.length !== 0) this.closeBatch();
+      this.reportDropped();
+    }
+    return true;
+  }
+
+  // ---- Task events, as records of the open `tasks` batch (see task-batch.ts)
+
+  /**
+   * task.submitted at `at` (ms since the epoch, from `now()`). `args`: up to 7 int32 values, or
+   * the arguments' preview.
+   */
+  taskSubmitted(
+    pool: string,
+    at: number,
+    task: number,
+    fn: string,
+    kind: number,
+    items: number,
+    args: readonly number[] | string,
+  ): void {
+    if (this.dead || !this.admit('task.submitted')) return;
+    const opening = this.batch.length === 0;
+    if (this.batch.submitted(pool, at, task, fn, kind, items, args)) this.recorded(opening);
+    else {
+      const shown = typeof args === 'string' ? args : args.length ? `[ ${args.join(', ')} ]` : '[]';
+      const fields = { pool, task, fn, kind: KINDS[kind]!, args: shown, items };
+      this.unbatched('task.submitted', at, fields);
+    }
+  }
+
+  taskStarted(pool: string, at: number, task: number, worker: number): void {
+    if (this.dead || !this.admit('task.started')) return;
+    const opening = this.batch.length === 0;
+    if (this.batch.started(pool, at, task, worker)) this.recorded(opening);
+    else this.unbatched('task.started', at, { pool, task, worker });
+  }
+
+  /** task.succeeded; `result`: an int32 value, or the result's preview. */
+  taskSucceeded(
+    pool: string,
+    at: number,
+    task: number,
+    fn: string,
+    worker: number,
+    result: number | string,
+    durationUs: number,
+    queuedMs: number,
+  ): void {
+    if (this.dead || !this.admit('task.succeeded')) return;
+    const opening = this.batch.length === 0;
+    if (this.batch.succeeded(pool, at, task, fn, worker, result, durationUs, queuedMs))
+      this.recorded(opening);
+    else {
+      const durationMs = durationUs / 1000;
+      const fields = { pool, task, fn, worker, result: String(result), durationMs, queuedMs };
+      this.unbatched('task.succeeded', at, fields);
+    }
+  }
+
+  private recorded(opened: boolean): void {
+    if (this.batch.bytes >= FLUSH_BYTES) {
+      this.closeBatch();
+      this.maybeFlush();
+    } else if (opened) this.schedule();
+    // Records may go straight into the batch while it is open, nothing is being dropped, and
+    // what is held stays far from the soft limit (what admit() would let through anyway);
+    // closing the batch, or its reaching FLUSH_BYTES, ends that.
+    const held = this.pendingBytes + (this.unsent?.length ?? 0);
+    if (this.batch.length !== 0 && this.dropped === 0 && held + 2 * FLUSH_BYTES < SOFT_LIMIT)
+      this.batch.goFast(FLUSH_BYTES);
+  }
+
+  /** A task event a record cannot hold (a number past 32 bits), in its place as a v1 event. */
+  private unbatched<T extends 'task.submitted' | 'task.started' | 'task.succeeded'>(
+    type: T,
+    at: number,
+    fields: EventFields<T>,
+  ): void {
+    if (this.batch.length !== 0) this.closeBatch();
+    this.push(this.line(type, fields, at));
+  }
+
+  /** The open batch as one `tasks` line, queued like any other (not written yet). */
+  private closeBatch(): void {
+    for (const piece of this.batch.close(this.envelopeHead, this.envelopeTail)) this.queue(piece);
   }
 
   /** One event as its JSON line: the envelope, then the fields. */
-  private line(type: string, fields: object): string {
+  private line(type: string, fields: object, ts = now()): string {
     return JSON.stringify({
       v: PROTOCOL_VERSION,
-      ts: now(),
+      ts,
       pid: this.pid,
       tid: this.tid,
       run: this.run,
@@ -167,12 +282,25 @@ export class Tracer {
     const types = this.droppedTypes;
     this.dropped = 0;
     this.droppedTypes = {};
-    this.push(this.line('events.dropped', { count, types }));
+    // Queued only: this runs while what is held is being taken, too.
+    this.queue(`${this.line('events.dropped', { count, types })}\n`);
+    this.schedule();
   }
 
+  /** Queues a line: JSON text without its newline, or bytes with it. */
+  /** Queues a line (JSON text, without its newline); writes what is held past FLUSH_BYTES. */
   private push(line: string): void {
-    this.pending.push(line);
-    this.pendingBytes += line.length + 1;
+    this.queue(`${line}\n`);
+    this.maybeFlush();
+  }
+
+  /** Queues text: a line with its newline, or a piece of one. */
+  private queue(text: string): void {
+    this.pending.push(text);
+    this.pendingBytes += text.length;
+  }
+
+  private maybeFlush(): void {
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();
     else this.schedule();
   }
@@ -186,18 +314,25 @@ export class Tracer {
     this.timer.unref();
   }
 
+  /** What is held, as one buffer: each piece copied once (a batch's base64 is not joined first). */
   private takePending(): Buffer {
+    if (this.batch.length !== 0) this.closeBatch();
     if (this.dropped > 0) this.reportDropped();
-    const data = Buffer.from(this.pending.join('\n') + (this.pending.length ? '\n' : ''));
+    const unsent = this.unsent;
+    let size = unsent ? unsent.length : 0;
+    for (const text of this.pending) size += Buffer.byteLength(text);
+    const data = Buffer.allocUnsafe(size);
+    let offset = unsent ? unsent.copy(data) : 0;
+    for (const text of this.pending) offset += data.write(text, offset);
     this.pending = [];
     this.pendingBytes = 0;
-    return this.unsent ? Buffer.concat([this.unsent, data]) : data;
+    return data;
   }
 
   /** Writes what the sink takes now; the rest waits for the next timer. */
   flush(): void {
     if (this.dead || !this.sink) {
-      if (!this.dead && this.pending.length > 0) this.schedule();
+      if (!this.dead && (this.pending.length > 0 || this.batch.length !== 0)) this.schedule();
       return;
     }
     const data = this.takePending();

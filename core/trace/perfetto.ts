@@ -24,6 +24,7 @@
 import { once } from 'node:events';
 import { basename } from 'node:path';
 import type { ErrorInfo, EventOf, TraceEvent } from './protocol';
+import { expandTasks } from './task-batch';
 
 /** One event of the Trace Event Format, as this converter writes them. */
 export interface TraceFormatEvent {
@@ -59,7 +60,7 @@ export interface PerfettoOptions {
 export interface PerfettoSummary {
   /** Protocol events taken. */
   events: number;
-  /** Values given to `add()` that are not protocol v1 events (unknown type, missing fields). */
+  /** Values given to `add()` that are not protocol events (unknown type, missing fields). */
   ignored: number;
   /** `output` events: not exported. */
   outputEvents: number;
@@ -202,7 +203,8 @@ function isEvent(value: unknown): value is TraceEvent {
   if (typeof value !== 'object' || value === null) return false;
   const e = value as Record<string, unknown>;
   // A type this version does not know is skipped (and counted), not guessed at.
-  if (e.v !== 1 || typeof e.type !== 'string' || !KNOWN_TYPES.has(e.type)) return false;
+  if ((e.v !== 1 && e.v !== 2) || typeof e.type !== 'string' || !KNOWN_TYPES.has(e.type))
+    return false;
   if (typeof e.ts !== 'number') return false;
   if (!Number.isFinite(e.ts) || typeof e.run !== 'string' || !Number.isInteger(e.pid)) return false;
   if (POOL_TYPES.has(e.type)) {
@@ -298,9 +300,23 @@ export class PerfettoConverter {
     this.chunkSize = Math.max(1, options.chunkSize ?? 65_536);
   }
 
-  /** Takes one event. Values that are not protocol v1 events are counted and skipped. */
+  /**
+   * Takes one event; a `tasks` batch as the task events it stands for. Values that are not
+   * protocol events are counted and skipped.
+   */
   add(event: TraceEvent): void {
     if (this.done) throw new Error('PerfettoConverter: add() after finish()');
+    if ((event as { type?: unknown } | null)?.type === 'tasks' && event.v === 2) {
+      let expanded: TraceEvent[];
+      try {
+        expanded = expandTasks(event as EventOf<'tasks'>);
+      } catch {
+        this.stats.ignored++;
+        return;
+      }
+      for (const e of expanded) this.add(e);
+      return;
+    }
     if (!isEvent(event)) {
       this.stats.ignored++;
       return;

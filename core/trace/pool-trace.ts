@@ -5,9 +5,13 @@
 import { inspect } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../backend/worker-handle';
-import type { Tracer } from './emitter';
+import { now, type Tracer } from './emitter';
 import { TAG as SHARED_TAG } from '../shared/marshal';
 import { errorInfo, preview } from './error-info';
+import { KINDS, MAX_RAW_ARGS as RAW_ARGS, type TaskBatchWriter } from './task-batch';
+
+/** As a plain constant: an imported binding is a getter call in the built code. */
+const MAX_RAW_ARGS = RAW_ARGS;
 
 type Kind = 'apply' | 'map' | 'starmap' | 'imap' | 'imapUnordered';
 
@@ -19,12 +23,14 @@ export interface ResultObserver {
 
 export class PoolTrace {
   readonly pool: string;
+  private readonly batch: TaskBatchWriter;
 
   constructor(
     private readonly tracer: Tracer,
     poolNumber: number,
   ) {
     this.pool = `${process.pid}:${poolNumber}`;
+    this.batch = tracer.batch;
   }
 
   created(backend: Backend, size: number, module: string, options: Record<string, unknown>): void {
@@ -86,19 +92,28 @@ export class PoolTrace {
     });
   }
 
-  submitted(task: number, fn: string, kind: Kind, payload: unknown[], items: number): void {
-    this.tracer.emit('task.submitted', {
-      pool: this.pool,
-      task,
-      fn,
-      kind,
-      args: preview(payload.some(isSharedMark) ? payload.map(sharedLabel) : payload),
-      items,
-    });
+  /**
+   * Task events are records of the tracer's `tasks` batch; `at` is the pool's `now()`. While the
+   * batch is open and far from every limit (`batch.fast`), a record goes straight into it;
+   * otherwise, through the tracer (which opens, closes, bounds and counts).
+   */
+  submitted(
+    task: number,
+    fn: string,
+    kind: Kind,
+    payload: unknown[],
+    items: number,
+    at: number,
+  ): void {
+    const args = recordArgs(payload);
+    const code = KIND_CODES[kind];
+    if (!this.batch.fast || !this.batch.submitted(this.pool, at, task, fn, code, items, args))
+      this.tracer.taskSubmitted(this.pool, at, task, fn, code, items, args);
   }
 
-  started(task: number, worker: number): void {
-    this.tracer.emit('task.started', { pool: this.pool, task, worker });
+  started(task: number, worker: number, at: number): void {
+    if (!this.batch.fast || !this.batch.started(this.pool, at, task, worker))
+      this.tracer.taskStarted(this.pool, at, task, worker);
   }
 
   succeeded(
@@ -106,18 +121,15 @@ export class PoolTrace {
     fn: string,
     worker: number,
     value: unknown,
-    durationMs: number,
+    /** Whole microseconds, as the worker measured it. */
+    durationUs: number,
     queuedMs: number,
+    at = now(),
   ): void {
-    this.tracer.emit('task.succeeded', {
-      pool: this.pool,
-      task,
-      fn,
-      worker,
-      result: preview(value),
-      durationMs,
-      queuedMs,
-    });
+    const result = recordResult(value);
+    const b = this.batch;
+    if (!b.fast || !b.succeeded(this.pool, at, task, fn, worker, result, durationUs, queuedMs))
+      this.tracer.taskSucceeded(this.pool, at, task, fn, worker, result, durationUs, queuedMs);
   }
 
   failed(
@@ -125,7 +137,8 @@ export class PoolTrace {
     fn: string,
     worker: number | undefined,
     error: unknown,
-    durationMs: number | undefined,
+    /** Whole microseconds, as the worker measured it. */
+    durationUs: number | undefined,
   ): void {
     this.tracer.emit('task.failed', {
       pool: this.pool,
@@ -133,23 +146,76 @@ export class PoolTrace {
       fn,
       ...(worker !== undefined ? { worker } : {}),
       error: errorInfo(error),
-      ...(durationMs !== undefined ? { durationMs } : {}),
+      ...(durationUs !== undefined ? { durationMs: durationUs / 1000 } : {}),
     });
   }
 
+  /** One small object per task (no closures): most are never called. */
   observer(task: number): ResultObserver {
-    return {
-      callbackRan: (which, error) =>
-        this.tracer.emit('callback.invoked', {
-          pool: this.pool,
-          task,
-          which,
-          ...(error !== undefined ? { error: errorInfo(error) } : {}),
-        }),
-      getTimedOut: (timeoutMs) =>
-        this.tracer.emit('result.timeout', { pool: this.pool, task, timeoutMs }),
-    };
+    return new TaskObserver(this, task);
   }
+
+  callbackRan(task: number, which: 'callback' | 'errorCallback', error?: unknown): void {
+    this.tracer.emit('callback.invoked', {
+      pool: this.pool,
+      task,
+      which,
+      ...(error !== undefined ? { error: errorInfo(error) } : {}),
+    });
+  }
+
+  getTimedOut(task: number, timeoutMs: number): void {
+    this.tracer.emit('result.timeout', { pool: this.pool, task, timeoutMs });
+  }
+}
+
+class TaskObserver implements ResultObserver {
+  constructor(
+    private readonly trace: PoolTrace,
+    private readonly task: number,
+  ) {}
+
+  callbackRan(which: 'callback' | 'errorCallback', error?: unknown): void {
+    this.trace.callbackRan(this.task, which, error);
+  }
+
+  getTimedOut(timeoutMs: number): void {
+    this.trace.getTimedOut(this.task, timeoutMs);
+  }
+}
+
+const KIND_CODES: Record<Kind, number> = {
+  apply: KINDS.indexOf('apply'),
+  map: KINDS.indexOf('map'),
+  starmap: KINDS.indexOf('starmap'),
+  imap: KINDS.indexOf('imap'),
+  imapUnordered: KINDS.indexOf('imapUnordered'),
+};
+
+/** A 32-bit integer: what a record holds as itself (its preview is its decimal text). */
+function isInt32(v: unknown): v is number {
+  return typeof v === 'number' && (v | 0) === v;
+}
+
+/**
+ * A task's arguments for its `tasks` record: up to 7 integers as themselves (the consumer
+ * writes the preview, `[ 1, 2 ]`, without util.inspect), anything else as its preview.
+ */
+function recordArgs(payload: unknown[]): readonly number[] | string {
+  const n = payload.length;
+  if (n <= MAX_RAW_ARGS) {
+    let raw = true;
+    for (let i = 0; i < n && raw; i++) raw = isInt32(payload[i]);
+    if (raw) return payload as number[];
+  }
+  return preview(payload.some(isSharedMark) ? payload.map(sharedLabel) : payload);
+}
+
+/** A result for its record: an integer as itself, else its preview. */
+function recordResult(value: unknown): number | string {
+  if (isInt32(value)) return value;
+  if (value === undefined) return 'undefined';
+  return preview(value);
 }
 
 function isSharedMark(arg: unknown): boolean {

@@ -1,5 +1,5 @@
 /**
- * Protocol v1: the one event language every producer (the Node library, the Python tap) speaks
+ * Protocol v2: the one event language every producer (the Node library, the Python tap) speaks
  * and every consumer (the Store, the CLI, trace files, the Perfetto export) reads.
  *
  * Defined once, here, with TypeBox: the TypeScript types come from these definitions, and so
@@ -8,10 +8,9 @@
  * times are milliseconds, values are JSON. See docs/protocol.md.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION } from './version';
 
-import { PROTOCOL_VERSION } from './version';
-
-export { PROTOCOL_VERSION };
+export { OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION };
 
 /** JSON-safe value. Non-JSON values are tagged objects: see docs/protocol.md, "Values". */
 const Json = Type.Unknown({ description: 'A JSON value; non-JSON values are tagged objects' });
@@ -71,8 +70,8 @@ export const ErrorInfo = Type.Recursive(
 export type ErrorInfo = Static<typeof ErrorInfo>;
 
 const Envelope = {
-  /** Protocol version. */
-  v: Type.Literal(PROTOCOL_VERSION),
+  /** Protocol version: 2 from this library; 1 in older traces, which had no `tasks` event. */
+  v: Type.Union([Type.Literal(OLDEST_PROTOCOL_VERSION), Type.Literal(PROTOCOL_VERSION)]),
   /** Milliseconds since the Unix epoch, with sub-millisecond precision, from a monotonic clock. */
   ts: Type.Number(),
   /** Process that emitted the event. */
@@ -266,6 +265,27 @@ export const EventsDropped = event('events.dropped', {
   types: Type.Record(Type.String(), Type.Integer()),
 });
 
+/**
+ * Task events of one process, batched: the records of task.submitted, task.started and
+ * task.succeeded events, in order (see task-batch.ts and docs/protocol.md).
+ */
+export const TasksBatch = Type.Object(
+  {
+    ...Envelope,
+    v: Type.Literal(PROTOCOL_VERSION),
+    type: Type.Literal('tasks'),
+    /** Pool ids the records name by index. */
+    pools: Type.Array(PoolId),
+    /** Function names the records name by index. */
+    fns: Type.Array(Type.String()),
+    /** Previews of arguments and results the records name by index. */
+    strings: Type.Array(Type.String()),
+    /** The records: base64 of little-endian 32-bit integers. */
+    ops: Type.String({ contentEncoding: 'base64' }),
+  },
+  { additionalProperties: false, title: 'tasks' },
+);
+
 export const EVENT_SCHEMAS = [
   RunStart,
   RunEnd,
@@ -289,6 +309,7 @@ export const EVENT_SCHEMAS = [
   ManagerStopped,
   ManagerOps,
   EventsDropped,
+  TasksBatch,
 ] as const;
 
 export const TraceEvent = Type.Union([...EVENT_SCHEMAS], { $id: 'TraceEvent' });
@@ -301,10 +322,10 @@ export function protocolJsonSchema(): Record<string, unknown> {
   return JSON.parse(
     JSON.stringify({
       $schema: 'http://json-schema.org/draft-07/schema#',
-      title: 'Poolscope trace event, protocol v1',
+      title: 'Poolscope trace event, protocol v2 (reads v1)',
       definitions: { ErrorInfo },
       ...TraceEvent,
-      $id: 'https://poolscope.dev/protocol/v1.json',
+      $id: 'https://poolscope.dev/protocol/v2.json',
     }),
   ) as Record<string, unknown>;
 }

@@ -3,7 +3,8 @@
  * errors, callbacks and processes. Every view (terminal, editor tree, panel, saved-trace summary)
  * reads this model; none re-derives it from raw events.
  *
- * It is fed one event at a time, from a live socket or a replayed file alike, and it tolerates
+ * It is fed one event at a time, from a live socket or a replayed file alike (a `tasks` batch is
+ * applied as the task events it stands for, one by one), and it tolerates
  * what real streams do: events from several processes slightly out of order, a task whose end
  * arrives before its start, malformed lines (reported in `problems` and skipped, never fatal).
  *
@@ -13,7 +14,8 @@
  */
 import { BarTable } from './bars';
 import type { ErrorInfo, EventOf, TraceEvent } from './protocol';
-import { PROTOCOL_VERSION } from './version';
+import { OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION } from './version';
+import { forEachTaskRecord, type TaskRecordVisitor } from './task-batch';
 
 export type TaskState = 'queued' | 'running' | 'passed' | 'failed' | 'errored';
 
@@ -204,6 +206,42 @@ export interface StoreOptions {
 /** Per pool: one byte per task id (its state code), grown as ids grow. */
 class StateTable {
   private codes = new Uint8Array(1024).fill(UNKNOWN);
+  /**
+   * The pool's first FRONT_SCAN task models were all queued or running when last scanned, and
+   * none has settled or gone since: eviction need not scan them again.
+   */
+  frontClean = false;
+  /**
+   * The pool's task models in the order `pool.tasks` holds them, with the ones since dropped
+   * left in place (an entry is live while `pool.tasks` maps its id to its model): eviction walks
+   * this from the front instead of the Map, whose iteration from the front crosses every entry
+   * deleted there since it last compacted.
+   */
+  orderIds: number[] = [];
+  orderModels: (TaskModel | undefined)[] = [];
+  head = 0;
+
+  added(task: TaskModel): void {
+    this.orderIds.push(task.id);
+    this.orderModels.push(task);
+  }
+
+  /** Drops the entries before `head`, and dead ones between, when they pile up. */
+  compact(tasks: Map<number, TaskModel>): void {
+    const ids: number[] = [];
+    const models: (TaskModel | undefined)[] = [];
+    for (let p = this.head; p < this.orderIds.length; p++) {
+      const id = this.orderIds[p]!;
+      const model = this.orderModels[p];
+      if (model !== undefined && tasks.get(id) === model) {
+        ids.push(id);
+        models.push(model);
+      }
+    }
+    this.orderIds = ids;
+    this.orderModels = models;
+    this.head = 0;
+  }
 
   get(id: number): number {
     return id < this.codes.length ? this.codes[id]! : UNKNOWN;
@@ -222,6 +260,8 @@ class StateTable {
 }
 
 const RANK = [0, 1, 2, 2, 2];
+/** How far from the front eviction looks for a settled task. */
+const FRONT_SCAN = 64;
 
 export class Store {
   readonly runs = new Map<string, RunModel>();
@@ -270,8 +310,10 @@ export class Store {
       return;
     }
     const e = event as Partial<TraceEvent>;
-    if (e.v !== PROTOCOL_VERSION) {
-      this.problem(`${where}: protocol version ${String(e.v)}, expected ${PROTOCOL_VERSION}`);
+    if (e.v !== PROTOCOL_VERSION && e.v !== OLDEST_PROTOCOL_VERSION) {
+      this.problem(
+        `${where}: protocol version ${String(e.v)}, expected ${OLDEST_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`,
+      );
       return;
     }
     if (typeof e.type !== 'string' || typeof e.run !== 'string' || typeof e.ts !== 'number') {
@@ -293,6 +335,10 @@ export class Store {
 
   apply(event: TraceEvent): void {
     const run = this.run(event.run, event.ts);
+    if (event.type === 'tasks') {
+      this.applyTasks(run, event);
+      return;
+    }
     run.events++;
     if (event.ts > run.lastTs) run.lastTs = event.ts;
     this.version++;
@@ -349,14 +395,52 @@ export class Store {
         break;
       }
       case 'task.submitted':
-        this.taskSubmitted(run, event);
+        this.taskSubmitted(
+          this.pool(run, event.pool, event.pid, event.ts),
+          event.ts,
+          event.task,
+          event.fn,
+          event.kind,
+          event.args,
+          event.items,
+        );
         break;
       case 'task.started':
-        this.taskStarted(run, event);
+        this.taskStarted(
+          this.pool(run, event.pool, event.pid, event.ts),
+          event.ts,
+          event.task,
+          event.worker,
+        );
         break;
       case 'task.succeeded':
+        this.taskEnded(
+          run,
+          this.pool(run, event.pool, event.pid, event.ts),
+          event.ts,
+          event.task,
+          event.fn,
+          event.worker,
+          event.durationMs,
+          event.result,
+          event.queuedMs,
+          undefined,
+        );
+        break;
       case 'task.failed':
-        this.taskEnded(run, event);
+        this.taskEnded(
+          run,
+          this.pool(run, event.pool, event.pid, event.ts),
+          event.ts,
+          event.task,
+          event.fn,
+          event.worker,
+          event.durationMs,
+          undefined,
+          undefined,
+          event.error,
+          false,
+        );
         break;
       case 'callback.invoked':
         run.callbacks.invoked++;
@@ -614,8 +698,20 @@ export class Store {
       items: 1,
       state: STATE_CODES[code === UNKNOWN ? 0 : code]!,
     };
+    if (pool.tasks.size < this.tasksPerPool) {
+      pool.tasks.set(id, task);
+      table.added(task);
+      return task;
+    }
+    if (table.frontClean && pool.tasks.size > FRONT_SCAN && task.state === 'queued') {
+      // evictOne's choice, known without adding it: no settled task near the front, so the
+      // one just added, only queued, is the one that goes.
+      pool.evicted++;
+      return task;
+    }
     pool.tasks.set(id, task);
-    if (pool.tasks.size > this.tasksPerPool) this.evictOne(pool, task);
+    table.added(task);
+    this.evictOne(pool, task, table);
     return task;
   }
 
@@ -624,21 +720,48 @@ export class Store {
    * added if it is only queued (the tasks queued first run first, so they are the ones to keep
    * in view); failing that, the oldest.
    */
-  private evictOne(pool: PoolModel, added: TaskModel): void {
+  private evictOne(pool: PoolModel, added: TaskModel, table: StateTable): void {
     let scanned = 0;
     let victim: number | undefined;
-    for (const [id, task] of pool.tasks) {
-      if (task.state !== 'queued' && task.state !== 'running') {
-        victim = id;
-        break;
+    // The scan reaches the task just added only in a small map; then it is not remembered.
+    const addedScanned = pool.tasks.size <= FRONT_SCAN;
+    const { orderIds: ids, orderModels: models } = table;
+    // Past the dropped entries at the front: the first live one is the Map's first.
+    let p = table.head;
+    while (p < ids.length && pool.tasks.get(ids[p]!) !== models[p]) models[p++] = undefined;
+    table.head = p;
+    const first = ids[p];
+    let dead = 0;
+    if (!table.frontClean || addedScanned) {
+      // The Map's entries from the front, in its order: the live ones.
+      for (; p < ids.length; p++) {
+        const task = models[p]!;
+        if (pool.tasks.get(ids[p]!) !== task) {
+          dead++;
+          continue;
+        }
+        if (task.state !== 'queued' && task.state !== 'running') {
+          victim = task.id;
+          break;
+        }
+        if (++scanned >= FRONT_SCAN) break;
       }
-      if (++scanned >= 64) break;
     }
-    victim ??= added.state === 'queued' ? added.id : pool.tasks.keys().next().value;
+    table.frontClean = victim === undefined && !addedScanned;
+    if (victim === undefined) {
+      if (added.state === 'queued') victim = added.id;
+      else {
+        victim = first;
+        table.frontClean = false;
+      }
+    } else table.frontClean = false;
     if (victim !== undefined) {
       pool.tasks.delete(victim);
       pool.evicted++;
     }
+    // Compacted when a scan crossed many dropped entries (each eviction drops at most one near
+    // the front), or when the dropped ones before the head are most of the lists.
+    if (dead > 32 || (table.head > 4096 && table.head * 2 > ids.length)) table.compact(pool.tasks);
   }
 
   private barsOf(pool: PoolModel): BarTable | undefined {
@@ -664,97 +787,158 @@ export class Store {
     pool.counts[state]++;
     table.set(task.id, to);
     task.state = state;
+    if (to >= 2) table.frontClean = false;
     return true;
   }
 
-  private taskSubmitted(run: RunModel, e: EventOf<'task.submitted'>): void {
-    const pool = this.pool(run, e.pool, e.pid, e.ts);
-    const task = this.task(pool, e.task);
-    task.fn = e.fn;
-    task.kind = e.kind;
-    task.args = e.args;
-    task.items = e.items;
-    task.submittedAt = e.ts;
+  /**
+   * A `tasks` batch: each record is applied as the event it stands for would be (counted,
+   * versioned and timed alike), without building the event.
+   */
+  private applyTasks(run: RunModel, e: EventOf<'tasks'>): void {
+    const pid = e.pid;
+    // Each record as an event: counted, the run's last time, the version.
+    const begin = (ts: number): void => {
+      run.events++;
+      if (ts > run.lastTs) run.lastTs = ts;
+      this.version++;
+    };
+    const visitor: TaskRecordVisitor = {
+      submitted: (pool, ts, task, fn, kind, items, args) => {
+        begin(ts);
+        this.taskSubmitted(this.pool(run, pool, pid, ts), ts, task, fn, kind, args, items);
+      },
+      started: (pool, ts, task, worker) => {
+        begin(ts);
+        this.taskStarted(this.pool(run, pool, pid, ts), ts, task, worker);
+      },
+      succeeded: (pool, ts, task, fn, worker, result, durationMs, queuedMs) => {
+        begin(ts);
+        this.taskEnded(
+          run,
+          this.pool(run, pool, pid, ts),
+          ts,
+          task,
+          fn,
+          worker,
+          durationMs,
+          result,
+          queuedMs,
+          undefined,
+        );
+      },
+    };
+    forEachTaskRecord(e, visitor);
+  }
+
+  private taskSubmitted(
+    pool: PoolModel,
+    ts: number,
+    id: number,
+    fn: string,
+    kind: string,
+    args: string,
+    items: number,
+  ): void {
+    const task = this.task(pool, id);
+    task.fn = fn;
+    task.kind = kind;
+    task.args = args;
+    task.items = items;
+    task.submittedAt = ts;
     const bars = this.barsOf(pool);
     if (bars) {
-      const row = bars.row(e.task, this.version);
+      const row = bars.row(id, this.version);
       if (row >= 0) {
-        bars.fn[row] = bars.fnId(e.fn);
+        bars.fn[row] = bars.fnId(fn);
         bars.version[row] = this.version;
       }
     }
   }
 
-  private taskStarted(run: RunModel, e: EventOf<'task.started'>): void {
-    const pool = this.pool(run, e.pool, e.pid, e.ts);
-    const task = this.task(pool, e.task);
-    task.worker = e.worker;
-    task.startedAt = e.ts;
-    if (this.move(pool, task, 'running')) this.worker(pool, e.worker, e.ts).current = e.task;
+  private taskStarted(pool: PoolModel, ts: number, id: number, workerId: number): void {
+    const task = this.task(pool, id);
+    task.worker = workerId;
+    task.startedAt = ts;
+    if (this.move(pool, task, 'running')) this.worker(pool, workerId, ts).current = id;
     const bars = this.barsOf(pool);
     if (bars) {
-      const row = bars.row(e.task, this.version);
+      const row = bars.row(id, this.version);
       if (row >= 0) {
-        bars.worker[row] = e.worker;
-        bars.start[row] = e.ts;
+        bars.worker[row] = workerId;
+        bars.start[row] = ts;
         if (bars.state[row] === 0) bars.state[row] = 1;
         bars.version[row] = this.version;
       }
     }
   }
 
-  private taskEnded(run: RunModel, e: EventOf<'task.succeeded'> | EventOf<'task.failed'>): void {
-    const pool = this.pool(run, e.pool, e.pid, e.ts);
-    const task = this.task(pool, e.task);
-    task.endedAt = e.ts;
-    task.fn = e.fn;
-    if (e.worker !== undefined) task.worker = e.worker;
-    if (e.durationMs !== undefined) {
-      task.durationMs = e.durationMs;
-      task.startedAt ??= e.ts - e.durationMs;
+  /** task.succeeded (with `result`) or task.failed (with `error`). */
+  private taskEnded(
+    run: RunModel,
+    pool: PoolModel,
+    ts: number,
+    id: number,
+    fn: string,
+    workerId: number | undefined,
+    durationMs: number | undefined,
+    result: string | undefined,
+    queuedMs: number | undefined,
+    /** For a failure; undefined for a success. */
+    error: ErrorInfo | undefined,
+    ok = error === undefined,
+  ): void {
+    const task = this.task(pool, id);
+    task.endedAt = ts;
+    task.fn = fn;
+    if (workerId !== undefined) task.worker = workerId;
+    if (durationMs !== undefined) {
+      task.durationMs = durationMs;
+      task.startedAt ??= ts - durationMs;
     }
     let state: TaskState;
-    if (e.type === 'task.succeeded') {
+    if (ok) {
       state = 'passed';
-      task.result = e.result;
-      task.queuedMs = e.queuedMs;
+      task.result = result;
+      task.queuedMs = queuedMs;
     } else {
-      state = INFRASTRUCTURE_ERRORS.has(e.error.name) ? 'errored' : 'failed';
-      task.error = e.error;
+      // A task.failed event without its error is malformed: this throws, and it is reported.
+      state = INFRASTRUCTURE_ERRORS.has(error!.name) ? 'errored' : 'failed';
+      task.error = error;
     }
     const bars = this.barsOf(pool);
     if (bars) {
-      const row = bars.row(e.task, this.version);
+      const row = bars.row(id, this.version);
       if (row >= 0) {
-        bars.fn[row] = bars.fnId(e.fn);
+        bars.fn[row] = bars.fnId(fn);
         if (task.worker !== undefined) bars.worker[row] = task.worker;
-        bars.start[row] = task.startedAt ?? e.ts;
-        bars.end[row] = e.ts;
+        bars.start[row] = task.startedAt ?? ts;
+        bars.end[row] = ts;
         bars.state[row] = STATE_CODES.indexOf(state);
         bars.version[row] = this.version;
       }
     }
     if (!this.move(pool, task, state)) return;
-    if (e.durationMs !== undefined) {
+    if (durationMs !== undefined) {
       pool.durations.count++;
-      pool.durations.totalMs += e.durationMs;
-      if (e.durationMs > pool.durations.maxMs) pool.durations.maxMs = e.durationMs;
+      pool.durations.totalMs += durationMs;
+      if (durationMs > pool.durations.maxMs) pool.durations.maxMs = durationMs;
     }
     if (task.worker !== undefined && task.worker > 0) {
-      const worker = this.worker(pool, task.worker, e.ts);
+      const worker = this.worker(pool, task.worker, ts);
       if (state === 'passed') worker.tasksDone++;
       else worker.tasksFailed++;
       if (worker.current === task.id) delete worker.current;
     }
-    if (e.type === 'task.failed') {
+    if (!ok) {
       this.error(run, {
-        ts: e.ts,
+        ts,
         source: 'task',
         pool: pool.id,
         task: task.id,
         ...(task.worker !== undefined ? { worker: task.worker } : {}),
         fn: task.fn,
-        error: e.error,
+        error: error!,
       });
     }
   }

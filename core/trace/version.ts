@@ -1,5 +1,13 @@
 /**
- * The trace protocol's version, on its own: the library stamps it on every event, and importing
- * it from protocol.ts would build every TypeBox schema there (100+ ms) in each program and worker.
+ * The trace protocol's version, apart from its definitions (protocol.ts): the emitter, loaded by
+ * every program that uses the library (and by each of its workers), needs only this number, and
+ * the definitions load TypeBox (over 100 ms).
  */
-export const PROTOCOL_VERSION = 1;
+
+/**
+ * The version producers stamp on every event. v2 added the `tasks` event (many task events in one
+ * line, see task-batch.ts); every other event is as in v1, and consumers read v1 traces too.
+ */
+export const PROTOCOL_VERSION = 2;
+/** The oldest version consumers read. */
+export const OLDEST_PROTOCOL_VERSION = 1;

@@ -180,9 +180,10 @@ function pauseOnTaskError(error: unknown, fn: string, args: unknown): void {
   void task;
 }
 
-function push(id: number, outcome: Outcome, value: unknown, ranMs: number): void {
-  if (outbox.length === 0) oldestUnsent = performance.now();
-  outbox.push(id, outcome, value, ranMs);
+/** `ranUs`: whole microseconds it ran; `at`: when it ended (performance.now()). */
+function push(id: number, outcome: Outcome, value: unknown, ranUs: number, at: number): void {
+  if (outbox.length === 0) oldestUnsent = at;
+  outbox.push(id, outcome, value, ranUs);
 }
 
 async function runChunk(
@@ -222,12 +223,16 @@ function drainSoon(): void {
 
 async function drain(): Promise<void> {
   draining = true;
+  // One clock read per task: when a task ends is when the next one starts (a timed task's
+  // duration) and when whether to send the results held is decided; read again after a send.
+  let clock = performance.now();
   while (head < queue.length) {
     if (
       outbox.length > 0 &&
-      (outbox.length >= MAX_BATCH * RESULT_STRIDE || performance.now() - oldestUnsent > HOLD_MS)
+      (outbox.length >= MAX_BATCH * RESULT_STRIDE || clock - oldestUnsent > HOLD_MS)
     ) {
       flush();
+      clock = performance.now();
     }
     const id = queue[head] as number;
     const name = queue[head + 1] as string;
@@ -235,7 +240,7 @@ async function drain(): Promise<void> {
     const kind = queue[head + 3] as TaskKind;
     queue[head + 2] = undefined as unknown as Payload;
     head += TASK_STRIDE;
-    const startedAt = timed ? performance.now() : 0;
+    const startedAt = clock;
     let outcome: Outcome = Outcome.Succeeded;
     let value: unknown;
     try {
@@ -249,7 +254,8 @@ async function drain(): Promise<void> {
       outcome = Outcome.Failed;
       value = encodeThrown(err);
     }
-    push(id, outcome, value, timed ? performance.now() - startedAt : 0);
+    clock = performance.now();
+    push(id, outcome, value, timed ? Math.round((clock - startedAt) * 1000) : 0, clock);
   }
   queue.length = 0;
   head = 0;

@@ -15,6 +15,7 @@ import {
   type TraceFormatEvent,
 } from 'poolscope/internal/trace/perfetto';
 import type { ErrorInfo, TraceEvent } from 'poolscope/internal/trace/protocol';
+import { expandEvent } from 'poolscope/internal/trace/task-batch';
 
 const examples = join(__dirname, '..', '..', '..', 'examples');
 
@@ -129,7 +130,7 @@ async function exampleTrace(
     const events = readFileSync(file, 'utf8')
       .trim()
       .split('\n')
-      .map((line) => JSON.parse(line) as TraceEvent);
+      .flatMap((line) => expandEvent(JSON.parse(line) as TraceEvent));
     const out = new PassThrough();
     const chunks: Buffer[] = [];
     out.on('data', (chunk: Buffer) => chunks.push(chunk));

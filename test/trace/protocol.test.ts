@@ -1,15 +1,16 @@
-/** Every event the library emits is valid protocol v1, checked against the JSON Schema. */
+/** Every event the library emits is valid protocol v2, checked against the JSON Schema. */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Ajv from 'ajv';
-import { protocolJsonSchema } from 'poolscope/internal/trace/protocol';
+import { protocolJsonSchema, type TraceEvent } from 'poolscope/internal/trace/protocol';
+import { expandEvent } from 'poolscope/internal/trace/task-batch';
 import { traceOf } from '../helpers';
 
 const root = join(__dirname, '..', '..', '..');
 
-describe('protocol v1', () => {
+describe('protocol v2', () => {
   const validate = new Ajv({ strict: false, allErrors: true }).compile(protocolJsonSchema());
 
   it('the JSON Schema published in docs is the one the code defines', () => {
@@ -32,7 +33,12 @@ describe('protocol v1', () => {
         const event = JSON.parse(line) as { type: string; v: number; run: string; pid: number };
         types.add(event.type);
         assert.ok(validate(event), `${line}\n${JSON.stringify(validate.errors, null, 1)}`);
-        assert.equal(event.v, 1);
+        assert.equal(event.v, 2);
+        // A batch stands for task events that are valid events too.
+        for (const e of expandEvent(event as TraceEvent)) {
+          assert.ok(validate(e), `${JSON.stringify(e)}\n${JSON.stringify(validate.errors)}`);
+          types.add(e.type);
+        }
         assert.equal(event.run, 'schema');
         assert.equal(typeof event.pid, 'number');
       }
@@ -44,7 +50,7 @@ describe('protocol v1', () => {
     it(`events from a pool inside a ${backend} worker reach the same sink`, () => {
       const events = traceOf(join(root, 'test', 'fixtures', 'nested-pools-script.mjs'), [
         backend,
-      ]).map((l) => JSON.parse(l) as { type: string; pid: number; tid?: number });
+      ]).flatMap((l) => expandEvent(JSON.parse(l) as TraceEvent));
       const started = events.find((e) => e.type === 'process.started')!;
       const inner = events.find((e) => e.type === 'pool.created')!;
       assert.ok(inner, 'the inner pool was traced');

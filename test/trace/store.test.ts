@@ -280,7 +280,7 @@ describe('the Store', () => {
     const store = new Store();
     store.applyLine('{not json');
     store.applyLine('42');
-    store.applyLine(JSON.stringify({ v: 2, type: 'run.start', run: 'r', ts: 1 }));
+    store.applyLine(JSON.stringify({ v: 3, type: 'run.start', run: 'r', ts: 1 }));
     store.applyLine(JSON.stringify({ v: 1, run: 'r' }));
     store.applyLine(JSON.stringify({ ...base, ts: 5, type: 'no.such.event' }));
     store.applyLine('');
@@ -291,7 +291,7 @@ describe('the Store', () => {
     );
     assert.equal(store.problemCount, 5);
     assert.match(store.problems[0]!, /not JSON/);
-    assert.match(store.problems[2]!, /protocol version 2/);
+    assert.match(store.problems[2]!, /protocol version 3, expected 1 to 2/);
     assert.match(store.problems[4]!, /unknown event type no\.such\.event/);
     assert.equal(store.runs.get('r')!.pools.get('p')!.size, 1);
   });

@@ -1,0 +1,460 @@
+/**
+ * The `tasks` event (protocol v2): a process's task.submitted, task.started and task.succeeded
+ * events, in the order they happened, packed into one line as records of 32-bit integers
+ * instead of one JSON object per event. It is what makes tracing a burst of small tasks cheap:
+ * the producer stores a few integers per record into a reused Int32Array and stringifies
+ * nothing per task (the array is base64-encoded once per batch); a consumer decodes one array
+ * per batch.
+ *
+ *   {"v":2,"ts":T,"pid":…,"tid":…,"run":"…","type":"tasks","pools":["4242:1"],"fns":["inc"],
+ *    "strings":["undefined"],"ops":"<base64 of little-endian int32 values>"}
+ *
+ * Records, as int32 values (times are whole microseconds; a record's time is `ts + dt / 1000`):
+ *
+ *   0, pool                                           the records after it are pools[pool]'s
+ *   1, dt, task, fn, kind, items, argc, arg…          task.submitted
+ *   2, dt, task, worker                               task.started
+ *   3, dt, task, fn, worker, result, durUs, queuedUs  task.succeeded
+ *   4, dt, task, fn, worker, result, durUs, queuedUs  task.started then task.succeeded, both at
+ *                                                     that time on that worker
+ *   5, 6                                              as 3 and 4, `result` an index in strings
+ *
+ * `fn` indexes `fns`; `kind` indexes KINDS. `argc` ≥ 0: that many integer arguments follow,
+ * whose preview a consumer writes as the producer would have (`[ 1, 2 ]`, `[]`); `argc` < 0: the
+ * arguments' preview is `strings[-argc - 1]`. A `result` of records 3 and 4 is an integer whose
+ * preview is its decimal text. A task event with a number that does not fit (a duration past
+ * 35 minutes) is written as a v1 event instead, in its place.
+ *
+ * Expanded, a batch is exactly the v1 events it stands for, in order (`expandTasks`); the Store
+ * applies it without building them (`forEachTaskRecord`).
+ */
+import type { EventOf, TraceEvent } from './protocol';
+
+export const KINDS = ['apply', 'map', 'starmap', 'imap', 'imapUnordered'] as const;
+export type TaskKindName = (typeof KINDS)[number];
+
+export const OP_POOL = 0;
+export const OP_SUBMITTED = 1;
+export const OP_STARTED = 2;
+export const OP_SUCCEEDED = 3;
+/** task.started then task.succeeded, at one time, on one worker: most tasks of a busy pool. */
+export const OP_RAN = 4;
+/** OP_SUCCEEDED and OP_RAN with the result's preview in `strings`. */
+export const OP_SUCCEEDED_TEXT = 5;
+export const OP_RAN_TEXT = 6;
+
+/** Integer arguments written as themselves: the preview of up to 7 is short. */
+export const MAX_RAW_ARGS = 7;
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Whether a value is a 32-bit integer (a record holds nothing else). */
+export function isInt32(v: unknown): v is number {
+  return typeof v === 'number' && (v | 0) === v;
+}
+
+/** What a batch's records say, one call per record, with the values a v1 event would carry. */
+export interface TaskRecordVisitor {
+  submitted(
+    pool: string,
+    ts: number,
+    task: number,
+    fn: string,
+    kind: TaskKindName,
+    items: number,
+    args: string,
+  ): void;
+  started(pool: string, ts: number, task: number, worker: number): void;
+  succeeded(
+    pool: string,
+    ts: number,
+    task: number,
+    fn: string,
+    worker: number,
+    result: string,
+    durationMs: number,
+    queuedMs: number,
+  ): void;
+}
+
+function entry<T>(table: readonly T[], index: number, what: string, at: number): T {
+  if (index < 0 || index >= table.length)
+    throw new Error(`tasks: ${what} ${index} of the record at ops[${at}] is out of range`);
+  return table[index]!;
+}
+
+/** The int32 values of a batch's `ops`. */
+function decodeOps(ops: unknown): Int32Array {
+  if (typeof ops !== 'string') throw new Error('tasks: ops must be a base64 string');
+  const bytes = Buffer.from(ops, 'base64');
+  if (bytes.length % 4 !== 0) throw new Error('tasks: ops is not a whole number of int32 values');
+  const ints = new Int32Array(bytes.length / 4);
+  if (LITTLE_ENDIAN) new Uint8Array(ints.buffer).set(bytes);
+  else for (let i = 0; i < ints.length; i++) ints[i] = bytes.readInt32LE(i * 4);
+  return ints;
+}
+
+/** The preview of `count` integer arguments from `ops[from]`: `[ 1, 2 ]`, `[]`. */
+function argsText(ops: Int32Array, from: number, count: number): string {
+  if (count === 0) return '[]';
+  let text = `[ ${ops[from]!}`;
+  for (let k = 1; k < count; k++) text += `, ${ops[from + k]!}`;
+  return `${text} ]`;
+}
+
+/**
+ * Walks a `tasks` event's records in order. Throws on a malformed record (the records before it
+ * have been visited).
+ */
+export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisitor): void {
+  const { pools, fns, strings } = event;
+  if (!Array.isArray(pools) || !Array.isArray(fns) || !Array.isArray(strings))
+    throw new Error('tasks: pools, fns and strings must be arrays');
+  const ops = decodeOps(event.ops);
+  const base = event.ts;
+  let pool: string | undefined;
+  let i = 0;
+  const need = (n: number, at: number): void => {
+    if (i + n > ops.length) throw new Error(`tasks: the record at ops[${at}] is cut short`);
+  };
+  while (i < ops.length) {
+    const at = i;
+    const op = ops[i]!;
+    if (op === OP_POOL) {
+      need(2, at);
+      pool = entry(pools, ops[i + 1]!, 'pool', at);
+      i += 2;
+      continue;
+    }
+    if (pool === undefined) throw new Error(`tasks: the record at ops[${at}] has no pool`);
+    need(4, at);
+    const ts = base + ops[i + 1]! / 1000;
+    const task = ops[i + 2]!;
+    switch (op) {
+      case OP_SUBMITTED: {
+        need(7, at);
+        const argc = ops[i + 6]!;
+        let args: string;
+        if (argc < 0) args = entry(strings, -argc - 1, 'args', at);
+        else {
+          need(7 + argc, at);
+          args = argsText(ops, i + 7, argc);
+        }
+        visit.submitted(
+          pool,
+          ts,
+          task,
+          entry(fns, ops[i + 3]!, 'fn', at),
+          entry(KINDS, ops[i + 4]!, 'kind', at),
+          ops[i + 5]!,
+          args,
+        );
+        i += 7 + Math.max(0, argc);
+        break;
+      }
+      case OP_STARTED:
+        visit.started(pool, ts, task, ops[i + 3]!);
+        i += 4;
+        break;
+      case OP_SUCCEEDED:
+      case OP_RAN:
+      case OP_SUCCEEDED_TEXT:
+      case OP_RAN_TEXT: {
+        need(8, at);
+        const worker = ops[i + 4]!;
+        if (op === OP_RAN || op === OP_RAN_TEXT) visit.started(pool, ts, task, worker);
+        const result = ops[i + 5]!;
+        visit.succeeded(
+          pool,
+          ts,
+          task,
+          entry(fns, ops[i + 3]!, 'fn', at),
+          worker,
+          op === OP_SUCCEEDED || op === OP_RAN
+            ? String(result)
+            : entry(strings, result, 'result', at),
+          ops[i + 6]! / 1000,
+          ops[i + 7]! / 1000,
+        );
+        i += 8;
+        break;
+      }
+      default:
+        throw new Error(`tasks: unknown record type ${op} at ops[${at}]`);
+    }
+  }
+}
+
+/** The v1-shaped events a `tasks` event stands for, in order (for tools and tests). */
+export function expandTasks(event: EventOf<'tasks'>): TraceEvent[] {
+  const { v, pid, tid, run } = event;
+  const envelope = { v, pid, ...(tid !== undefined ? { tid } : {}), run };
+  const out: TraceEvent[] = [];
+  forEachTaskRecord(event, {
+    submitted(pool, ts, task, fn, kind, items, args) {
+      out.push({ ...envelope, ts, type: 'task.submitted', pool, task, fn, kind, args, items });
+    },
+    started(pool, ts, task, worker) {
+      out.push({ ...envelope, ts, type: 'task.started', pool, task, worker });
+    },
+    succeeded(pool, ts, task, fn, worker, result, durationMs, queuedMs) {
+      out.push({
+        ...envelope,
+        ts,
+        type: 'task.succeeded',
+        pool,
+        task,
+        fn,
+        worker,
+        result,
+        durationMs,
+        queuedMs,
+      });
+    },
+  });
+  return out;
+}
+
+/** Any event as the events it stands for: a `tasks` batch expanded, anything else as it is. */
+export function expandEvent(event: TraceEvent): TraceEvent[] {
+  return event.type === 'tasks' ? expandTasks(event) : [event];
+}
+
+/** Room for one record without a check: the longest is a submission with 7 arguments. */
+const RECORD_ROOM = 16;
+
+/**
+ * The producer's side: records stored as int32 values into one reused array, nothing allocated
+ * per record (integer arguments and results as themselves, previews in a table). A method
+ * returns false, writing nothing, when a value does not fit in 32 bits: the caller then writes
+ * that event as a v1 event. `close` gives the batch's line.
+ */
+export class TaskBatchWriter {
+  /**
+   * Whether records may be written without asking the tracer: set by it (goFast), cleared when
+   * the batch closes or reaches `fastBytes`.
+   */
+  fast = false;
+  private fastBytes = 0;
+  private ints = new Int32Array(16 * 1024);
+  /** Values written; 0 when no batch is open. */
+  length = 0;
+  /** Characters of previews held in `strings`. */
+  private textLength = 0;
+  private base = 0;
+  private pools: string[] = [];
+  private pool = '';
+  private fns = new Map<string, number>();
+  private lastFn = '';
+  private lastFnIndex = 0;
+  private strings = new Map<string, number>();
+  /**
+   * A task.started record not yet written (task -1: none): when task.succeeded follows for that
+   * task, at the same time on the same worker, the two are written as one OP_RAN record.
+   */
+  private startedTask = -1;
+  private startedWorker = 0;
+  private startedAt = 0;
+  private startedDt = 0;
+
+  /** About the size of the batch's line so far, in bytes. */
+  get bytes(): number {
+    return this.length * 6 + this.textLength;
+  }
+
+  goFast(bytes: number): void {
+    this.fastBytes = bytes;
+    this.fast = this.length * 6 + this.textLength < bytes;
+  }
+
+  private wrote(n: number): void {
+    this.length = n;
+    if (n * 6 + this.textLength >= this.fastBytes) this.fast = false;
+  }
+
+  /** task.submitted; `args`: up to 7 int32 values, or the arguments' preview. */
+  submitted(
+    pool: string,
+    at: number,
+    task: number,
+    fn: string,
+    kind: number,
+    items: number,
+    args: readonly number[] | string,
+  ): boolean {
+    if (this.startedTask !== -1) this.writeStarted();
+    const dt = this.begin(pool, at);
+    if ((dt | 0) !== dt || (task | 0) !== task || (items | 0) !== items) return false;
+    const a = this.ints;
+    let n = this.length;
+    a[n++] = OP_SUBMITTED;
+    a[n++] = dt;
+    a[n++] = task;
+    a[n++] = this.fnIndex(fn);
+    a[n++] = kind;
+    a[n++] = items;
+    if (typeof args === 'string') a[n++] = -this.text(args) - 1;
+    else {
+      a[n++] = args.length;
+      for (let i = 0; i < args.length; i++) a[n++] = args[i]!;
+    }
+    this.wrote(n);
+    return true;
+  }
+
+  started(pool: string, at: number, task: number, worker: number): boolean {
+    if (this.startedTask !== -1) this.writeStarted();
+    // Opened (and its pool switched to) now; written with the next record.
+    const dt = this.begin(pool, at);
+    if ((dt | 0) !== dt || (task | 0) !== task || (worker | 0) !== worker) return false;
+    this.startedDt = dt;
+    this.startedTask = task;
+    this.startedWorker = worker;
+    this.startedAt = at;
+    return true;
+  }
+
+  private writeStarted(): void {
+    if (this.length + RECORD_ROOM > this.ints.length) this.grow();
+    const a = this.ints;
+    let n = this.length;
+    a[n++] = OP_STARTED;
+    a[n++] = this.startedDt;
+    a[n++] = this.startedTask;
+    a[n++] = this.startedWorker;
+    this.wrote(n);
+    this.startedTask = -1;
+  }
+
+  /** task.succeeded; `result`: an int32 value, or the result's preview. */
+  succeeded(
+    pool: string,
+    at: number,
+    task: number,
+    fn: string,
+    worker: number,
+    result: number | string,
+    /** Whole microseconds. */
+    dur: number,
+    queuedMs: number,
+  ): boolean {
+    const queued = Math.round(queuedMs * 1000);
+    if ((dur | 0) !== dur || (queued | 0) !== queued || (task | 0) !== task) {
+      if (this.startedTask !== -1) this.writeStarted();
+      return false;
+    }
+    const text = typeof result === 'string';
+    let op = text ? OP_SUCCEEDED_TEXT : OP_SUCCEEDED;
+    let dt: number;
+    if (this.startedTask === -1) dt = this.begin(pool, at);
+    else if (
+      task === this.startedTask &&
+      at === this.startedAt &&
+      worker === this.startedWorker &&
+      pool === this.pool
+    ) {
+      op = text ? OP_RAN_TEXT : OP_RAN;
+      dt = this.startedDt;
+      this.startedTask = -1;
+      if (this.length + RECORD_ROOM > this.ints.length) this.grow();
+    } else {
+      this.writeStarted();
+      dt = this.begin(pool, at);
+    }
+    if ((dt | 0) !== dt) return false;
+    const a = this.ints;
+    let n = this.length;
+    a[n++] = op;
+    a[n++] = dt;
+    a[n++] = task;
+    a[n++] = this.fnIndex(fn);
+    a[n++] = worker;
+    a[n++] = text ? this.text(result) : result;
+    a[n++] = dur;
+    a[n++] = queued;
+    this.wrote(n);
+    return true;
+  }
+
+  /**
+   * The open batch as its JSON line (newline included), in pieces to write one after the other
+   * (the records' base64 is not copied into a joined string), given the envelope's JSON text
+   * from `{` up to `"ts"`, and the JSON text of its fields after `ts`.
+   */
+  close(head: string, tail: string): string[] {
+    if (this.startedTask !== -1) this.writeStarted();
+    const bytes = Buffer.from(this.ints.buffer, 0, this.length * 4);
+    const ops = (LITTLE_ENDIAN ? bytes : Buffer.from(bytes).swap32()).toString('base64');
+    this.length = 0;
+    this.fast = false;
+    return [
+      `${head}"ts":${this.base}${tail},"type":"tasks","pools":${JSON.stringify(this.pools)},` +
+        `"fns":${JSON.stringify([...this.fns.keys()])},` +
+        `"strings":${JSON.stringify([...this.strings.keys()])},"ops":"`,
+      ops,
+      '"}\n',
+    ];
+  }
+
+  /** Drops the open batch. */
+  clear(): void {
+    this.length = 0;
+    this.fast = false;
+    this.startedTask = -1;
+  }
+
+  /** Opens a batch or switches its pool as needed, makes room; returns the record's dt (µs). */
+  private begin(pool: string, at: number): number {
+    if (this.length + RECORD_ROOM > this.ints.length) this.grow();
+    if (this.length === 0) {
+      this.base = at;
+      this.pools = [pool];
+      this.pool = pool;
+      this.fns = new Map();
+      this.lastFn = '';
+      this.strings = new Map();
+      this.textLength = 0;
+      this.ints[0] = OP_POOL;
+      this.ints[1] = 0;
+      this.length = 2;
+      return 0;
+    }
+    if (pool !== this.pool) {
+      let index = this.pools.indexOf(pool);
+      if (index === -1) index = this.pools.push(pool) - 1;
+      this.pool = pool;
+      this.ints[this.length++] = OP_POOL;
+      this.ints[this.length++] = index;
+    }
+    return Math.round((at - this.base) * 1000);
+  }
+
+  private fnIndex(fn: string): number {
+    if (fn === this.lastFn) return this.lastFnIndex;
+    let index = this.fns.get(fn);
+    if (index === undefined) {
+      index = this.fns.size;
+      this.fns.set(fn, index);
+    }
+    this.lastFn = fn;
+    this.lastFnIndex = index;
+    return index;
+  }
+
+  /** A preview's index in `strings`, each text kept once per batch. */
+  private text(s: string): number {
+    let index = this.strings.get(s);
+    if (index === undefined) {
+      index = this.strings.size;
+      this.strings.set(s, index);
+      this.textLength += s.length + 3;
+    }
+    return index;
+  }
+
+  private grow(): void {
+    const grown = new Int32Array(this.ints.length * 2);
+    grown.set(this.ints.subarray(0, this.length));
+    this.ints = grown;
+  }
+}

@@ -1,0 +1,295 @@
+/** Protocol v2's `tasks` batch: what the producer writes is exactly the v1 events it stands for. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Tracer } from 'poolscope/internal/trace/emitter';
+import { preview } from 'poolscope/internal/trace/error-info';
+import { PoolTrace } from 'poolscope/internal/trace/pool-trace';
+import type { EventOf, TraceEvent } from 'poolscope/internal/trace/protocol';
+import { Store, type StoreOptions } from 'poolscope/internal/trace/store';
+import { expandEvent, expandTasks, TaskBatchWriter } from 'poolscope/internal/trace/task-batch';
+import { traceOf } from '../helpers';
+
+const fixtures = join(__dirname, '..', '..', '..', 'test', 'fixtures');
+const examples = join(__dirname, '..', '..', '..', 'examples');
+
+/** Events written by a real Tracer (file sink) through a PoolTrace, as parsed lines. */
+function traced(write: (trace: PoolTrace, tracer: Tracer) => void): TraceEvent[] {
+  const dir = mkdtempSync(join(tmpdir(), 'poolscope-test-'));
+  try {
+    const file = join(dir, 'trace.jsonl');
+    const tracer = new Tracer('batch', `file:${file}`, undefined);
+    write(new PoolTrace(tracer, 1), tracer);
+    tracer.flushSync();
+    return readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TraceEvent);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A Store's runs, for deepEqual. */
+function model(store: Store): unknown {
+  return [...store.runs.values()];
+}
+
+describe('the tasks batch', () => {
+  it('writes records a consumer reads back exactly', () => {
+    const w = new TaskBatchWriter();
+    const t0 = 1_700_000_000_000.25;
+    assert.ok(w.submitted('9:1', t0, 1, 'inc', 0, 1, [41, -7, 0, 2147483647, -2147483648]));
+    w.started('9:1', t0 + 0.002, 1, 2);
+    w.submitted('9:2', t0 + 1, 1, 'other "fn" ✓', 1, 3, '[ { a: 1 } ]');
+    w.succeeded('9:1', t0 + 2.5, 1, 'inc', 2, 42, 13, 12.3456);
+    w.succeeded('9:2', t0 + 3, 1, 'other "fn" ✓', 1, 'naïve "text"', 2_000_000_000, 0);
+    w.succeeded('9:1', t0 - 1, 2, 'inc', 1, 'undefined', 0, 0);
+    // Started and succeeded at one time on one worker: one record, two events.
+    w.started('9:1', t0 + 4, 3, 1);
+    w.succeeded('9:1', t0 + 4, 3, 'inc', 1, -5, 1, 0.5);
+    w.started('9:1', t0 + 4.5, 6, 1);
+    w.succeeded('9:1', t0 + 4.5, 6, 'inc', 1, 'undefined', 1, 0.5);
+    // Started, then not that task: the started record stands alone.
+    w.started('9:1', t0 + 5, 4, 1);
+    w.succeeded('9:1', t0 + 5, 3, 'inc', 2, 0, 0, 0);
+    w.submitted('9:1', t0 + 5.5, 7, 'inc', 0, 1, []);
+    w.started('9:1', t0 + 6, 5, 2);
+    // What 32 bits cannot hold is refused, for the caller to write as a v1 event.
+    assert.equal(w.succeeded('9:1', t0 + 7, 5, 'inc', 2, 1, 3_000_000_000, 0), false);
+    const line = w.close('{"v":2,', ',"pid":9,"tid":0,"run":"r"').join('');
+    assert.ok(line.endsWith('}\n'));
+    assert.equal(w.length, 0, 'closing empties the writer');
+    const batch = JSON.parse(line) as EventOf<'tasks'>;
+    assert.equal(batch.type, 'tasks');
+    assert.equal(batch.ts, t0);
+    assert.deepEqual(batch.pools, ['9:1', '9:2']);
+    assert.deepEqual(batch.fns, ['inc', 'other "fn" ✓']);
+    assert.deepEqual(batch.strings, ['[ { a: 1 } ]', 'naïve "text"', 'undefined']);
+    const env = { v: 2, pid: 9, tid: 0, run: 'r' };
+    const ended = (ts: number, task: number, fn: string, worker: number, result: string) => ({
+      ...env,
+      ts,
+      type: 'task.succeeded',
+      pool: fn === 'inc' ? '9:1' : '9:2',
+      task,
+      fn,
+      worker,
+      result,
+    });
+    const started = (ts: number, task: number, worker: number) => ({
+      ...env,
+      ts,
+      type: 'task.started',
+      pool: '9:1',
+      task,
+      worker,
+    });
+    assert.deepEqual(expandTasks(batch), [
+      {
+        ...env,
+        ts: t0,
+        type: 'task.submitted',
+        pool: '9:1',
+        task: 1,
+        fn: 'inc',
+        kind: 'apply',
+        args: '[ 41, -7, 0, 2147483647, -2147483648 ]',
+        items: 1,
+      },
+      started(t0 + 0.002, 1, 2),
+      {
+        ...env,
+        ts: t0 + 1,
+        type: 'task.submitted',
+        pool: '9:2',
+        task: 1,
+        fn: 'other "fn" ✓',
+        kind: 'map',
+        args: '[ { a: 1 } ]',
+        items: 3,
+      },
+      { ...ended(t0 + 2.5, 1, 'inc', 2, '42'), durationMs: 0.013, queuedMs: 12.346 },
+      {
+        ...ended(t0 + 3, 1, 'other "fn" ✓', 1, 'naïve "text"'),
+        durationMs: 2_000_000,
+        queuedMs: 0,
+      },
+      { ...ended(t0 - 1, 2, 'inc', 1, 'undefined'), durationMs: 0, queuedMs: 0 },
+      started(t0 + 4, 3, 1),
+      { ...ended(t0 + 4, 3, 'inc', 1, '-5'), durationMs: 0.001, queuedMs: 0.5 },
+      started(t0 + 4.5, 6, 1),
+      { ...ended(t0 + 4.5, 6, 'inc', 1, 'undefined'), durationMs: 0.001, queuedMs: 0.5 },
+      started(t0 + 5, 4, 1),
+      { ...ended(t0 + 5, 3, 'inc', 2, '0'), durationMs: 0, queuedMs: 0 },
+      {
+        ...env,
+        ts: t0 + 5.5,
+        type: 'task.submitted',
+        pool: '9:1',
+        task: 7,
+        fn: 'inc',
+        kind: 'apply',
+        args: '[]',
+        items: 1,
+      },
+      started(t0 + 6, 5, 2),
+    ]);
+  });
+
+  it('a task event a record cannot hold is written as a v1 event, in its place', () => {
+    const events = traced((trace) => {
+      trace.submitted(1, 'f', 'apply', [1], 1, 1000);
+      trace.started(1, 1, 1001);
+      trace.succeeded(1, 'f', 1, 2, 40 * 60_000_000, 0, 1002);
+      trace.submitted(2, 'f', 'apply', [2], 1, 1003);
+    });
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['tasks', 'task.succeeded', 'tasks'],
+    );
+    const ended = events[1] as EventOf<'task.succeeded'>;
+    assert.equal(ended.durationMs, 40 * 60_000);
+    assert.equal(ended.ts, 1002);
+    assert.deepEqual(
+      events.flatMap(expandEvent).map((e) => e.type),
+      ['task.submitted', 'task.started', 'task.succeeded', 'task.submitted'],
+    );
+  });
+
+  it('previews of arguments and results are the ones v1 events carried', () => {
+    const payloads: unknown[][] = [
+      [],
+      [1],
+      [-0],
+      [1.5, 2, 3],
+      [1, 2, 3, 4, 5, 6, 7],
+      [1, 2, 3, 4, 5, 6, 7, 8],
+      [-1.2345678901234567e-300, -1.2345678901234567e-300, -1.2345678901234567e-300],
+      [true, false, null],
+      [undefined],
+      ['text'],
+      ['x'.repeat(500)],
+      [NaN],
+      [Infinity],
+      [{ a: [1, 2] }],
+      [10n],
+      [new Map([[1, 2]])],
+    ];
+    const results: unknown[] = [
+      7,
+      -0,
+      0.1 + 0.2,
+      NaN,
+      -Infinity,
+      true,
+      null,
+      undefined,
+      '',
+      'é"\n',
+      'y'.repeat(300),
+      [1, 'a'],
+      { nested: { deep: { deeper: 1 } } },
+      10n,
+      Symbol('s'),
+    ];
+    const events = traced((trace) => {
+      payloads.forEach((p, i) => trace.submitted(i + 1, 'f', 'apply', p, 1, 1000 + i));
+      results.forEach((r, i) => trace.succeeded(i + 1, 'f', 1, r, 5, 0.25, 2000 + i));
+    });
+    assert.ok(events.every((e) => e.type === 'tasks'));
+    const expanded = events.flatMap(expandEvent);
+    const args = expanded.filter((e) => e.type === 'task.submitted').map((e) => e.args);
+    assert.deepEqual(
+      args,
+      payloads.map((p) => preview(p)),
+    );
+    const shown = expanded.filter((e) => e.type === 'task.succeeded').map((e) => e.result);
+    assert.deepEqual(
+      shown,
+      results.map((r) => preview(r)),
+    );
+  });
+
+  it('is closed before any other event, so the order of events is kept', () => {
+    const events = traced((trace) => {
+      trace.submitted(1, 'f', 'apply', [1], 1, 1000);
+      trace.submitted(2, 'f', 'apply', [2], 1, 1000.5);
+      trace.started(1, 1, 1001);
+      trace.succeeded(1, 'f', 1, 2, 100, 1, 1002);
+      trace.failed(2, 'f', 1, new Error('no'), 200);
+      trace.succeeded(3, 'f', 1, 4, 100, 1, 1003);
+      trace.closed();
+    });
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['tasks', 'task.failed', 'tasks', 'pool.closed'],
+    );
+    assert.deepEqual(
+      events.flatMap(expandEvent).map((e) => e.type),
+      [
+        'task.submitted',
+        'task.submitted',
+        'task.started',
+        'task.succeeded',
+        'task.failed',
+        'task.succeeded',
+        'pool.closed',
+      ],
+    );
+  });
+
+  it('a malformed batch is reported and skipped, never fatal', () => {
+    const store = new Store();
+    const env = { v: 2, ts: 1, pid: 1, run: 'r', type: 'tasks', pools: ['1:1'], fns: ['f'] };
+    const ops = (...ints: number[]) => Buffer.from(new Int32Array(ints).buffer).toString('base64');
+    const bad = [
+      { ...env, strings: [], ops: ops(1, 0, 1, 0, 0, 1, 0) }, // no pool record first
+      { ...env, strings: [], ops: ops(0, 0, 9, 0, 1, 0) }, // unknown record type
+      { ...env, strings: [], ops: ops(0, 0, 1, 0, 1, 0, 7, 1, 0) }, // kind out of range
+      { ...env, strings: [], ops: ops(0, 0, 1, 0, 1, 0, 0, 1, -2) }, // args string missing
+      { ...env, strings: [], ops: ops(0, 0, 1, 0, 1, 0, 0, 1, 3, 1) }, // cut short
+      { ...env, strings: [], ops: ops(0, 0, 5, 0, 1, 0, 1, 0, 0, 0) }, // result string missing
+      { ...env, strings: [], ops: 'AAA' }, // not whole int32 values
+      { ...env, strings: [], ops: [1, 2] },
+      { ...env, ops: ops(0, 0) }, // no strings
+    ];
+    for (const event of bad) store.applyLine(JSON.stringify(event));
+    assert.equal(store.problemCount, bad.length);
+    for (const p of store.problems) assert.match(p, /tasks event could not be applied: tasks:/);
+  });
+});
+
+describe('the Store reads a batch as the v1 events it stands for', () => {
+  const options: StoreOptions[] = [
+    {},
+    { tasksPerPool: 10 },
+    { tasksPerPool: 100, barsPerPool: 500 },
+    { barsPerPool: 100_000 },
+  ];
+  for (const [name, script, args] of [
+    ['a flood of 20k tasks and a failure', join(fixtures, 'flood-script.cjs'), ['20000']],
+    ['callbacks, failures, two workers', join(examples, 'apply-async-callbacks.mjs'), []],
+    ['a killed worker', join(examples, 'worker-killed.mjs'), ['--threads']],
+  ] as const) {
+    it(`the same model: ${name}`, () => {
+      const lines = traceOf(script, [...args], [], 'same');
+      assert.ok(lines.some((l) => l.includes('"type":"tasks"')));
+      for (const opts of options) {
+        const batched = new Store(opts);
+        const v1 = new Store(opts);
+        for (const line of lines) {
+          batched.applyLine(line);
+          for (const e of expandEvent(JSON.parse(line) as TraceEvent))
+            v1.applyLine(JSON.stringify({ ...e, v: 1 }));
+        }
+        assert.deepEqual(batched.problems, []);
+        assert.deepEqual(v1.problems, []);
+        assert.equal(batched.version, v1.version, JSON.stringify(opts));
+        assert.deepEqual(model(batched), model(v1), JSON.stringify(opts));
+      }
+    });
+  }
+});
