@@ -126,6 +126,8 @@ interface SubmitSite {
   readonly task: number;
   /** The stack's frames, once formatted. */
   frames: string | undefined;
+  /** Failed tasks submitted here so far (see remoteError). */
+  failures: number;
 }
 
 const NO_OPTIONS: ApplyOptions<unknown> = Object.freeze({});
@@ -273,7 +275,7 @@ function userFrames(stack: string): string {
 }
 
 function captureSite(task: number, publicMethod: AnyFunction): SubmitSite {
-  const site: SubmitSite = { task, frames: undefined };
+  const site: SubmitSite = { task, frames: undefined, failures: 0 };
   Error.captureStackTrace(site, publicMethod);
   return site;
 }
@@ -290,6 +292,22 @@ function siteFrames(site: SubmitSite): string {
 
 function defineHidden(target: object, key: string, value: string): void {
   Object.defineProperty(target, key, { value, writable: true, configurable: true });
+}
+
+/** A non-enumerable property computed on first read (and writable, as a stack is). */
+function defineLazy(target: object, key: string, compute: () => string): void {
+  Object.defineProperty(target, key, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      const value = compute();
+      defineHidden(target, key, value);
+      return value;
+    },
+    set(value: string) {
+      defineHidden(target, key, value);
+    },
+  });
 }
 
 let nextPoolId = 1;
@@ -954,11 +972,18 @@ export class Pool extends EventEmitter {
         ? 'submitted at'
         : `submitted in the same burst as task #${caller.task}, at`;
     const header = `    --- ${task.describe()} ran in ${slot.describe()}; ${where}: ---`;
-    // Built now, not on first read: the site's frames are formatted once per site, and the
-    // rest is slicing and joining strings.
     const workerStack = userFrames(received);
-    const callerStack = siteFrames(caller);
     defineHidden(err, 'workerStack', workerStack);
+    if (caller.frames === undefined && ++caller.failures < 2) {
+      // Formatting the site's stack costs more than the rest of a failed task, and a lone
+      // failure's stack may never be read: built on first read.
+      defineLazy(err, 'callerStack', () => siteFrames(caller));
+      defineLazy(err, 'stack', () => `${workerStack}\n${header}\n${siteFrames(caller)}`);
+      return err;
+    }
+    // A site with more than one failure (a burst): its frames are formatted once, and each
+    // error's stack is joined now, cheaper than two lazy properties.
+    const callerStack = siteFrames(caller);
     defineHidden(err, 'callerStack', callerStack);
     defineHidden(err, 'stack', `${workerStack}\n${header}\n${callerStack}`);
     return err;
