@@ -311,7 +311,13 @@ try {
     .locator('.monaco-list-row', { hasText: /failing-tasks\.mjs #1/ })
     .first();
   if ((await firstRun.getAttribute('aria-expanded')) === 'true') {
-    await firstRun.locator('.monaco-tl-twistie').click();
+    // After the tree followed the panel's selection down to a task, the run's row may be
+    // scrolled up under the pane header, shown only as a sticky-scroll row: click that one.
+    const sticky = runsPane
+      .locator('.monaco-tree-sticky-row', { hasText: /failing-tasks\.mjs #1/ })
+      .first();
+    const target = (await sticky.count()) > 0 ? sticky : firstRun;
+    await target.locator('.monaco-tl-twistie').click();
   }
   const debugRun = runsPane
     .locator('.monaco-list-row', { hasText: /failing-tasks\.mjs #2/ })
