@@ -881,7 +881,9 @@ export class PerfettoConverter {
       // producer's start and end times (taken in another process than the worker) say otherwise.
       startUs = Math.max(startUs, track.lastEndUs);
       endUs = Math.max(endUs, startUs);
-      track.lastEndUs = endUs;
+      // The end as a reader computes it (ts + dur, in floating point), so the next slice cannot
+      // start a rounding error before it.
+      track.lastEndUs = startUs + round3(endUs - startUs);
     }
     const args: Record<string, unknown> = { task: id, pool: pool.id };
     if (task?.kind !== undefined && task.kind !== 'apply') args.kind = task.kind;
