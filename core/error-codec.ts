@@ -198,7 +198,8 @@ function isRecord(value: unknown[], mark: string): boolean {
   return value.length > 0 && value[0] === mark;
 }
 
-function defineHidden(target: object, key: string, value: unknown): void {
+/** A non-enumerable, writable property, as an error's own `message` and `stack` are. */
+export function defineHidden(target: object, key: string, value: unknown): void {
   Object.defineProperty(target, key, {
     value,
     writable: true,

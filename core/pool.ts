@@ -21,7 +21,7 @@ import {
 import { ProcessWorker } from './backend/process';
 import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
-import { decodeThrown } from './error-codec';
+import { decodeThrown, defineHidden } from './error-codec';
 import { hasShared, marshalArgs } from './shared/marshal';
 import {
   PoolStateError,
@@ -288,10 +288,6 @@ function siteFrames(site: SubmitSite): string {
     site.frames = at === -1 ? '' : stack!.slice(at + 1);
   }
   return site.frames;
-}
-
-function defineHidden(target: object, key: string, value: string): void {
-  Object.defineProperty(target, key, { value, writable: true, configurable: true });
 }
 
 /** A non-enumerable property computed on first read (and writable, as a stack is). */
@@ -914,7 +910,7 @@ export class Pool extends EventEmitter {
       const id = results[r] as number;
       const outcome = results[r + 1] as Outcome;
       const value = results[r + 2];
-      const ranMs = results[r + 3] as number;
+      const ranUs = results[r + 3] as number;
       // A worker runs its tasks in order, so the result is for the first one, unless that one
       // was settled already (timed out).
       let task: Task | undefined;
@@ -927,9 +923,9 @@ export class Pool extends EventEmitter {
       slot.completed++;
       if (slot.timedTask === task) slot.timedTask = undefined;
       if (this.trace) this.markStarted(task, slot, at);
-      if (outcome === Outcome.Succeeded) this.settle(task, true, value, ranMs, at);
+      if (outcome === Outcome.Succeeded) this.settle(task, true, value, ranUs, at);
       else if (outcome === Outcome.Failed) {
-        this.settle(task, false, this.remoteError(decodeThrown(value as never), task, slot), ranMs);
+        this.settle(task, false, this.remoteError(decodeThrown(value as never), task, slot), ranUs);
       } else {
         const what = task.kind === TaskKind.Apply ? 'result' : 'map results';
         this.settle(
@@ -995,7 +991,7 @@ export class Pool extends EventEmitter {
     return err;
   }
 
-  private settle(task: Task, ok: boolean, value: unknown, ranMs?: number, at?: number): void {
+  private settle(task: Task, ok: boolean, value: unknown, ranUs?: number, at?: number): void {
     if (task.timer) clearTimeout(task.timer);
     if (this.trace) {
       const worker = task.slot?.workerId;
@@ -1004,9 +1000,9 @@ export class Pool extends EventEmitter {
         // A chunk's results may have travelled packed; the trace shows them as the array they are.
         const shown =
           task.kind !== TaskKind.Apply && value instanceof Float64Array ? Array.from(value) : value;
-        this.trace.succeeded(task.id, task.fn, worker ?? 0, shown, ranMs ?? 0, queuedMs, at);
+        this.trace.succeeded(task.id, task.fn, worker ?? 0, shown, ranUs ?? 0, queuedMs, at);
       } else {
-        this.trace.failed(task.id, task.fn, worker, value, ranMs);
+        this.trace.failed(task.id, task.fn, worker, value, ranUs);
       }
     }
     task.sink.taskSettled(ok, value, task.offset, task.count);
