@@ -219,10 +219,12 @@ function reviveError(record: ErrorRecord, memo: Map<object, unknown>): Error {
     Error;
   // A real Error with the class's prototype, not Object.create: it keeps the internal error slot, so
   // util.inspect, console.log and util.types.isNativeError treat it as the error it is. No stack
-  // capture (it would be this process's stack, and costs a microsecond or more); the message as
-  // the constructor's own argument, which is cheaper than defining it after.
+  // capture (it would be this process's stack, and costs a microsecond or more): with a limit
+  // that is not a number V8 captures nothing, so defining `stack` below does not format an empty
+  // one first, as it does after a limit of 0. The message as the constructor's own argument,
+  // which is cheaper than defining it after.
   const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
+  Error.stackTraceLimit = undefined as unknown as number;
   const err = Reflect.construct(Error, [message], ctor) as Error;
   Error.stackTraceLimit = limit;
   memo.set(record, err);

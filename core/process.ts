@@ -92,6 +92,7 @@ export class Process {
       initializer: undefined,
       initArgs: [],
       trace: false,
+      idleSpinMs: 0,
       target: { fn: this.target, args: this.targetArgs() },
     });
     tracer?.emit('process.started', {

@@ -73,6 +73,8 @@ export interface InitMessage {
   initArgs: unknown[];
   /** A trace sink is attached: time each task. */
   trace: boolean;
+  /** PoolOptions.idleSpinMs (threads; 0 for processes and `Process`). */
+  idleSpinMs: number;
   /** Set for a `Process`: run this function once with these arguments, then exit. */
   target?: { fn: string; args: unknown[] };
 }

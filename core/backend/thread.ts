@@ -22,11 +22,14 @@ export class ThreadWorker implements WorkerHandle {
   private readonly tail = new StderrTail();
   private stoppedBy: keyof typeof SIGNALS | undefined;
   private outOfMemory = false;
+  /** Messages sent, counted where the worker can wait for the count to change (see entry.ts). */
+  private readonly sent = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(options: SpawnOptions) {
     // Not `stderr: true`: a piped stderr stream keeps the program alive even after unref()
     // (seen on Node 20). The thread's stderr goes straight to ours; the entry sends us a copy.
     this.worker = new Worker(WORKER_ENTRY, {
+      workerData: { sent: this.sent },
       ...(options.env ? { env: options.env } : {}),
       ...(options.execArgv ? { execArgv: options.execArgv } : {}),
       ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
@@ -57,6 +60,8 @@ export class ThreadWorker implements WorkerHandle {
 
   send(msg: ToWorker): void {
     this.worker.postMessage(msg);
+    Atomics.add(this.sent, 0, 1);
+    Atomics.notify(this.sent, 0, 1);
   }
 
   checkSendable(value: unknown): void {

@@ -31,6 +31,18 @@ describe('bad input is refused at once, with what to fix', () => {
     assert.throws(() => new Pool({ module: fixture('tasks.mjs'), size: 0 }), RangeError);
   });
 
+  it('idleSpinMs must be a number of milliseconds from 0 to 10', () => {
+    for (const idleSpinMs of [-1, 11, Number.NaN, '0.3' as never]) {
+      assert.throws(
+        () => new Pool({ module: fixture('tasks.mjs'), backend: 'thread', idleSpinMs }),
+        (err: Error) =>
+          err instanceof RangeError &&
+          /idleSpinMs must be a number of milliseconds/.test(err.message),
+        String(idleSpinMs),
+      );
+    }
+  });
+
   it('args that are not an array, and anonymous functions, are refused', async () => {
     await withPool({ module: fixture('tasks.mjs'), size: 1 }, async (pool) => {
       assert.throws(

@@ -399,6 +399,37 @@ for (const backend of BACKENDS) {
       );
     });
 
+    it("a task's stack holds its own frames, one of the pool's and at most one of Node's", async () => {
+      await withPool({ module: fixture('tasks.mjs'), backend, size: 1 }, async (pool) => {
+        const stacks = [await pool.apply<string>('stackHere')];
+        await new Promise((resolve) => setTimeout(resolve, 30)); // the worker back in its event loop
+        stacks.push(await pool.apply<string>('stackHere'));
+        stacks.push(await pool.apply<string>('stackHere')); // the worker still waiting for it
+        for (const stack of stacks) {
+          const frames = stack.split('\n').filter((line) => line.trimStart().startsWith('at '));
+          assert.match(frames[0]!, /at stackHere /, stack);
+          assert.match(frames[1]!, /worker[/\\]entry\.js/, stack);
+          // A process's messages arrive through process.nextTick, whose loop is one more frame.
+          const rest = frames.slice(2);
+          assert.ok(rest.length <= 1 && rest.every((f) => f.includes('node:internal/')), stack);
+        }
+      });
+    });
+
+    it('timers a task left running keep firing while tasks arrive back to back', async () => {
+      await withPool({ module: fixture('tasks.mjs'), backend, size: 1 }, async (pool) => {
+        await pool.apply('startTicking');
+        const before = await pool.apply<number>('ticksSoFar');
+        let after = before;
+        // Each task is sent as soon as the previous one's result arrives, well within the time a
+        // thread waits for its next task: the worker must still give its timers their turn.
+        for (let i = 0; i < 2000 && after <= before + 3; i++) {
+          after = await pool.apply<number>('ticksSoFar');
+        }
+        assert.ok(after > before + 3, `the worker's 1 ms interval ticked ${after - before} times`);
+      });
+    });
+
     it('an idle pool that was never closed does not keep the program alive', async () => {
       const { spawnSync } = await import('node:child_process');
       const script = `
