@@ -2,13 +2,16 @@
 // (code-server) with 333,334 tasks (3 events each) and prints what the extension host felt:
 // its event-loop delay, round trips to the workbench while events poured in, memory, and how
 // many times the views refreshed. Build first (npm run build).
-// usage: node bench/vscode-flood.mjs [tasks]
+// usage: node bench/vscode-flood.mjs [tasks] [--profile FILE]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
-const tasks = Number(process.argv[2] ?? 333_334);
+const tasks = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 333_334);
+// --profile FILE: also write a CPU profile of the extension host during the flood.
+const at = process.argv.indexOf('--profile');
+const profileFile = at > 0 ? resolve(process.argv[at + 1] ?? 'flood.cpuprofile') : '';
 const dir = mkdtempSync(join(tmpdir(), 'poolscope-bench-'));
 const reportFile = join(dir, 'report.json');
 const root = new URL('..', import.meta.url).pathname;
@@ -20,6 +23,7 @@ const r = spawnSync(process.execPath, [join(root, 'scripts/vscode/run-suite.mjs'
     POOLSCOPE_FLOOD_TASKS: String(tasks),
     POOLSCOPE_FLOOD_REPORT: reportFile,
     POOLSCOPE_FLOOD_BASELINE: '1',
+    ...(profileFile ? { POOLSCOPE_FLOOD_PROFILE: profileFile } : {}),
     POOLSCOPE_VSCODE_TIMEOUT_MS: '900000',
   },
 });

@@ -72,6 +72,47 @@ describe('live trace over a private socket', () => {
     }
   });
 
+  it('hands lines over in slices, with event-loop turns between them, all of them in order', async () => {
+    const taken: number[] = [];
+    let turnsWhileTaking = 0;
+    const server = await TraceServer.start({
+      run: 'r',
+      sliceMs: 5,
+      onLine: (l) => {
+        taken.push(Number(l));
+        const until = performance.now() + 1; // a consumer that needs 1 ms a line
+        while (performance.now() < until);
+      },
+    });
+    const ticker = setInterval(() => {
+      if (taken.length > 0 && taken.length < 200) turnsWhileTaking++;
+    }, 1);
+    try {
+      const token = server.env.POOLSCOPE_TRACE_TOKEN;
+      const lines = Array.from({ length: 200 }, (_, i) => `${i}\n`).join('');
+      await new Promise<void>((resolve, reject) => {
+        // One write: the 200 lines arrive together, as a fast producer's do.
+        const socket = connect(server.path, () =>
+          socket.end(`${JSON.stringify({ hello: 1, token })}\n${lines}`),
+        );
+        socket.on('close', () => resolve());
+        socket.on('error', reject);
+      });
+      await server.close();
+      assert.deepEqual(
+        taken,
+        Array.from({ length: 200 }, (_, i) => i),
+      );
+      assert.ok(
+        turnsWhileTaking > 0,
+        'the event loop got no turn while 200 ms of lines were taken',
+      );
+    } finally {
+      clearInterval(ticker);
+      await server.close();
+    }
+  });
+
   it('a sink that goes away never blocks or crashes the program', async () => {
     const server = await TraceServer.start({ run: 'gone', onLine: () => undefined });
     const env = server.env;

@@ -7,12 +7,48 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Session } from 'node:inspector';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import type { PoolscopeApi } from '../../extension/extension';
 import type { RunSession } from '../../extension/run-session';
 
 const TASKS = Number(process.env.POOLSCOPE_FLOOD_TASKS ?? 40_000);
+
+/**
+ * Waits until the extension host has been quiet (no event-loop delay over 50 ms) for two
+ * half-second windows in a row, at most 30 s: the built-in extensions (git, JSON) start up in the
+ * first seconds of a session, and their work is not the flood's.
+ */
+async function settle(): Promise<void> {
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  let quiet = 0;
+  for (let waited = 0; quiet < 2 && waited < 30_000; waited += 500) {
+    lag.reset();
+    lag.enable();
+    await new Promise((r) => setTimeout(r, 500));
+    lag.disable();
+    quiet = lag.max / 1e6 < 50 ? quiet + 1 : 0;
+  }
+}
+
+/** A CPU profile of the extension host (for bench/vscode-flood.mjs --profile); stop writes it. */
+async function startProfile(): Promise<(file: string) => Promise<void>> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) =>
+      session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))),
+    );
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 200 });
+  await post('Profiler.start');
+  return async (file) => {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+    writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
 
 /**
  * The same script run outside the extension (no trace sink), with the same probes: what the
@@ -84,10 +120,12 @@ suite('Poolscope under a flood of events', () => {
       ].join('\n'),
     );
     api.registry.clearFinished();
+    await settle();
     const heapBefore = process.memoryUsage().heapUsed;
     const refreshesBefore = api.registry.refreshes;
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
+    const profile = process.env.POOLSCOPE_FLOOD_PROFILE ? await startProfile() : undefined;
     const roundTrips: number[] = [];
     let peakHeap = heapBefore;
     const started = Date.now();
@@ -107,6 +145,7 @@ suite('Poolscope under a flood of events', () => {
     }
     const seconds = (Date.now() - started) / 1000;
     lag.disable();
+    if (profile) await profile(process.env.POOLSCOPE_FLOOD_PROFILE!);
     const baseline = process.env.POOLSCOPE_FLOOD_BASELINE ? await untraced(script) : undefined;
     api.registry.flush();
     const run = session.run!;
