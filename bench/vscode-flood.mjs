@@ -31,10 +31,14 @@ let report;
 try {
   report = JSON.parse(readFileSync(reportFile, 'utf8'));
 } catch {
-  console.error('no report: the flood run failed');
-  process.exit(r.status || 1);
+  report = undefined;
 } finally {
   rmSync(dir, { recursive: true, force: true });
+}
+if (!report) {
+  // After the finally above: process.exit inside the catch would skip it and leave the dir.
+  console.error('no report: the flood run failed');
+  process.exit(r.status || 1);
 }
 const f = (n, d = 1) => n.toFixed(d);
 console.log(`
