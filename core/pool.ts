@@ -951,7 +951,8 @@ export class Pool extends EventEmitter {
       if (this.trace) this.markStarted(task, slot, at);
       if (outcome === Outcome.Succeeded) this.settle(task, true, value, ranUs, at);
       else if (outcome === Outcome.Failed) {
-        this.settle(task, false, this.remoteError(decodeThrown(value as never), task, slot), ranUs);
+        const err = this.remoteError(decodeThrown(value as never), task, slot);
+        this.settle(task, false, err, ranUs, at);
       } else {
         const what = task.kind === TaskKind.Apply ? 'result' : 'map results';
         this.settle(
@@ -966,6 +967,8 @@ export class Pool extends EventEmitter {
               task.fn,
             ),
           ),
+          undefined,
+          at,
         );
       }
     }
@@ -1029,7 +1032,7 @@ export class Pool extends EventEmitter {
           task.kind !== TaskKind.Apply && value instanceof Float64Array ? Array.from(value) : value;
         this.trace.succeeded(task.id, task.fn, worker ?? 0, shown, ranUs ?? 0, queuedMs, at);
       } else {
-        this.trace.failed(task.id, task.fn, worker, value, ranUs);
+        this.trace.failed(task.id, task.fn, worker, value, ranUs, at);
       }
     }
     task.sink.taskSettled(ok, value, task.offset, task.count);

@@ -154,11 +154,16 @@ export class Tracer {
     this.sink = undefined;
   }
 
-  emit<T extends Exclude<TraceEventType, 'tasks'>>(type: T, fields: EventFields<T>): void {
+  /** `ts`: when it happened (ms since the epoch, from `now()`), if not now. */
+  emit<T extends Exclude<TraceEventType, 'tasks'>>(
+    type: T,
+    fields: EventFields<T>,
+    ts?: number,
+  ): void {
     if (this.dead) return;
     if (this.batch.length !== 0) this.closeBatch();
     if (!this.admit(type)) return;
-    this.push(this.line(type, fields));
+    this.push(this.line(type, fields, ts));
   }
 
   /** Bytes held and not yet written, the open batch included. */
