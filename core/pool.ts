@@ -283,10 +283,13 @@ export function functionName(fn: TaskFunction, what: string): string {
 
 /** Where Poolscope's runner frames start in a worker's stack. */
 const ENTRY_FRAME = `${resolvePath(__dirname, 'worker', 'entry.js')}:`;
+/** The same frame with source maps on (a traced or TypeScript program): the file it was built from. */
+const ENTRY_SOURCE_FRAME = `${resolvePath(__dirname, '..', '..', 'core', 'worker', 'entry.ts')}:`;
 
 /** A task error's stack ends where the user's code ends: Poolscope's runner frames are cut. */
 function userFrames(stack: string): string {
-  const cut = stack.indexOf(ENTRY_FRAME);
+  let cut = stack.indexOf(ENTRY_FRAME);
+  if (cut === -1) cut = stack.indexOf(ENTRY_SOURCE_FRAME);
   if (cut === -1) return stack;
   const lineStart = stack.lastIndexOf('\n', cut);
   return lineStart === -1 ? stack : stack.slice(0, lineStart);
@@ -931,7 +934,7 @@ export class Pool extends EventEmitter {
 
   private onResults(slot: WorkerSlot, results: ResultBatch): void {
     // For the trace, one clock read per message: when its results (and the next starts) arrived.
-    const at = this.trace ? now() : 0;
+    let at = this.trace ? now() : 0;
     for (let r = 0; r < results.length; r += RESULT_STRIDE) {
       const id = results[r] as number;
       const outcome = results[r + 1] as Outcome;
@@ -951,8 +954,11 @@ export class Pool extends EventEmitter {
       if (this.trace) this.markStarted(task, slot, at);
       if (outcome === Outcome.Succeeded) this.settle(task, true, value, ranUs, at);
       else if (outcome === Outcome.Failed) {
-        const err = this.remoteError(decodeThrown(value as never), task, slot);
-        this.settle(task, false, err, ranUs, at);
+        this.settle(task, false, this.remoteError(decodeThrown(value as never), task, slot), ranUs);
+        // A failure is stamped when its error is ready (after `at`): what this report says
+        // next starts no earlier, so a viewer ordering by time never sees two tasks running on
+        // one worker.
+        if (this.trace) at = now();
       } else {
         const what = task.kind === TaskKind.Apply ? 'result' : 'map results';
         this.settle(
@@ -967,9 +973,8 @@ export class Pool extends EventEmitter {
               task.fn,
             ),
           ),
-          undefined,
-          at,
         );
+        if (this.trace) at = now();
       }
     }
     if (this.trace && slot.inflight.length > 0) this.markStarted(slot.inflight[0]!, slot, at);
@@ -1032,7 +1037,7 @@ export class Pool extends EventEmitter {
           task.kind !== TaskKind.Apply && value instanceof Float64Array ? Array.from(value) : value;
         this.trace.succeeded(task.id, task.fn, worker ?? 0, shown, ranUs ?? 0, queuedMs, at);
       } else {
-        this.trace.failed(task.id, task.fn, worker, value, ranUs, at);
+        this.trace.failed(task.id, task.fn, worker, value, ranUs);
       }
     }
     task.sink.taskSettled(ok, value, task.offset, task.count);

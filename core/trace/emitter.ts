@@ -154,16 +154,11 @@ export class Tracer {
     this.sink = undefined;
   }
 
-  /** `ts`: when it happened (ms since the epoch, from `now()`), if not now. */
-  emit<T extends Exclude<TraceEventType, 'tasks'>>(
-    type: T,
-    fields: EventFields<T>,
-    ts?: number,
-  ): void {
+  emit<T extends Exclude<TraceEventType, 'tasks'>>(type: T, fields: EventFields<T>): void {
     if (this.dead) return;
     if (this.batch.length !== 0) this.closeBatch();
     if (!this.admit(type)) return;
-    this.push(this.line(type, fields, ts));
+    this.push(this.line(type, fields));
   }
 
   /** Bytes held and not yet written, the open batch included. */

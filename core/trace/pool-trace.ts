@@ -139,21 +139,15 @@ export class PoolTrace {
     error: unknown,
     /** Whole microseconds, as the worker measured it. */
     durationUs: number | undefined,
-    /** When the worker's report arrived; the next task's start has the same time. */
-    at?: number,
   ): void {
-    this.tracer.emit(
-      'task.failed',
-      {
-        pool: this.pool,
-        task,
-        fn,
-        ...(worker !== undefined ? { worker } : {}),
-        error: errorInfo(error),
-        ...(durationUs !== undefined ? { durationMs: durationUs / 1000 } : {}),
-      },
-      at,
-    );
+    this.tracer.emit('task.failed', {
+      pool: this.pool,
+      task,
+      fn,
+      ...(worker !== undefined ? { worker } : {}),
+      error: errorInfo(error),
+      ...(durationUs !== undefined ? { durationMs: durationUs / 1000 } : {}),
+    });
   }
 
   /** One small object per task (no closures): most are never called. */

@@ -62,6 +62,19 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it("cuts the pool's frames from a worker's stack when source maps are on too", async () => {
+      // Source maps name the pool's frame after the file it was built from (entry.ts).
+      await withPool(
+        { module, backend, size: 1, execArgv: ['--enable-source-maps'] },
+        async (pool) => {
+          const err = (await rejectionOf(pool.apply('rich'))) as Rich;
+          assert.match(err.workerStack!, /at rich \(file:.*errors\.mjs:\d+:\d+\)/);
+          assert.doesNotMatch(err.workerStack!, /worker[/\\]entry\.(js|ts)/, err.workerStack);
+          assert.doesNotMatch(err.stack!, /worker[/\\]entry\.(js|ts)/, err.stack);
+        },
+      );
+    });
+
     it('names the submit site of each task; in a burst, later tasks share the last one recorded, and say so', async () => {
       const lineOf = (stack: string): string => /errors\.test\.js:(\d+)/.exec(stack)?.[1] ?? '';
       await withPool({ module, backend, size: 1 }, async (pool) => {
