@@ -111,7 +111,9 @@ export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisi
   if (!Array.isArray(pools) || !Array.isArray(fns) || !Array.isArray(strings))
     throw new Error('tasks: pools, fns and strings must be arrays');
   const ops = decodeOps(event.ops);
-  const base = event.ts;
+  // Whole microseconds (see now() in emitter.ts): a record's time is then the same number as the
+  // same instant written as an event's own ts.
+  const base = Math.round(event.ts * 1000);
   let pool: string | undefined;
   let i = 0;
   const need = (n: number, at: number): void => {
@@ -128,7 +130,7 @@ export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisi
     }
     if (pool === undefined) throw new Error(`tasks: the record at ops[${at}] has no pool`);
     need(4, at);
-    const ts = base + ops[i + 1]! / 1000;
+    const ts = (base + ops[i + 1]!) / 1000;
     const task = ops[i + 2]!;
     switch (op) {
       case OP_SUBMITTED: {
