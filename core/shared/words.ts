@@ -127,14 +127,15 @@ export class LocalWords implements Words {
   }
 
   claim(index: number, expected: number, replacement: number, pid: number, token: number): number {
-    const a = this.array;
-    const old = Atomics.compareExchange(a, index, expected, replacement);
-    if (old === expected) {
-      // Plain stores: the release's atomic operation publishes them.
-      a[index + 1] = pid;
-      a[index + 2] = token;
-    }
+    const old = Atomics.compareExchange(this.array, index, expected, replacement);
+    if (old === expected) this.holder(index, pid, token);
     return old;
+  }
+
+  /** Who holds the lock at `index`: plain stores, which the release's atomic operation publishes. */
+  private holder(index: number, pid: number, token: number): void {
+    this.array[index + 1] = pid;
+    this.array[index + 2] = token;
   }
 
   claimExchange(
@@ -144,12 +145,8 @@ export class LocalWords implements Words {
     pid: number,
     token: number,
   ): number {
-    const a = this.array;
-    const old = Atomics.exchange(a, index, replacement);
-    if (old === free) {
-      a[index + 1] = pid;
-      a[index + 2] = token;
-    }
+    const old = Atomics.exchange(this.array, index, replacement);
+    if (old === free) this.holder(index, pid, token);
     return old;
   }
 
