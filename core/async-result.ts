@@ -38,8 +38,10 @@ export class AsyncResult<T> extends Promise<T> implements TaskSink {
   private readonly callback: ((value: T) => void) | undefined;
   private readonly errorCallback: ((err: Error) => void) | undefined;
   private readonly report: ReportCallbackError;
-  /** Set only when a trace sink is attached. */
+  /** Set only when a trace sink is attached: the pool's trace, told about callbacks and timeouts. */
   private readonly observer: ResultObserver | undefined;
+  /** The task the trace knows this result by (a map's first chunk). */
+  private readonly traceTask: number;
 
   /**
    * @internal `what` and `task` say what the result is for, in messages: with a task id,
@@ -52,6 +54,7 @@ export class AsyncResult<T> extends Promise<T> implements TaskSink {
     errorCallback: ((err: Error) => void) | undefined,
     report: ReportCallbackError,
     observer?: ResultObserver,
+    traceTask = task,
   ) {
     let resolve!: (value: unknown) => void;
     let reject!: (err: unknown) => void;
@@ -67,6 +70,7 @@ export class AsyncResult<T> extends Promise<T> implements TaskSink {
     this.errorCallback = errorCallback;
     this.report = report;
     this.observer = observer;
+    this.traceTask = traceTask;
   }
 
   /** What the result is for, used in messages: `task #3 square()`. */
@@ -104,10 +108,10 @@ export class AsyncResult<T> extends Promise<T> implements TaskSink {
       callback(value as never);
     } catch (err) {
       this.report(err, which);
-      this.observer?.callbackRan(which, err);
+      this.observer?.callbackRan(this.traceTask, which, err);
       return;
     }
-    this.observer?.callbackRan(which);
+    this.observer?.callbackRan(this.traceTask, which);
   }
 
   ready(): boolean {
@@ -128,7 +132,7 @@ export class AsyncResult<T> extends Promise<T> implements TaskSink {
     if (timeoutMs === undefined || this.state !== PENDING) return this;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.observer?.getTimedOut(timeoutMs);
+        this.observer?.getTimedOut(this.traceTask, timeoutMs);
         reject(
           new TimeoutError(
             `${this.description} did not finish within ${timeoutMs} ms (it is still running)`,
@@ -189,8 +193,9 @@ export class MapResult<T> extends AsyncResult<T[]> {
     errorCallback: ((err: Error) => void) | undefined,
     report: ReportCallbackError,
     observer?: ResultObserver,
+    traceTask = 0,
   ) {
-    super(description, 0, callback, errorCallback, report, observer);
+    super(description, 0, callback, errorCallback, report, observer, traceTask);
     this.values = new Array<T>(length);
     this.remaining = chunks;
     if (chunks === 0) this.settle(true, this.values);

@@ -32,7 +32,7 @@ import {
   WorkerModuleError,
   type WorkerExitReason,
 } from './errors';
-import { now, tracer } from './trace/emitter';
+import { tick, tracer } from './trace/emitter';
 import { PoolTrace } from './trace/pool-trace';
 import {
   Outcome,
@@ -156,7 +156,7 @@ const EXACT_SITES_PER_BURST = 8;
 class Task {
   slot: WorkerSlot | undefined;
   timer: NodeJS.Timeout | undefined;
-  /** Times for the trace (ms since the epoch); 0 when not tracing. */
+  /** Times for the trace (the emitter's `tick()`, whole µs); 0 when not tracing. */
   submittedAt = 0;
   startedAt = 0;
   constructor(
@@ -471,7 +471,7 @@ export class Pool extends EventEmitter {
       options.callback,
       options.errorCallback,
       this.reportCallbackError,
-      this.trace?.observer(id),
+      this.trace,
     );
     const timeout = options.timeout ?? this.options.timeout;
     this.enqueue(new Task('apply', id, name, args, TaskKind.Apply, result, 0, 1, timeout, caller));
@@ -582,7 +582,8 @@ export class Pool extends EventEmitter {
       options.callback,
       options.errorCallback,
       this.reportCallbackError,
-      this.trace?.observer(this.nextTaskId),
+      this.trace,
+      this.nextTaskId,
     );
     const api = kind === TaskKind.StarmapChunk ? 'starmap' : 'map';
     this.enqueueChunks(api, name, list, chunksize, kind, result, caller);
@@ -742,7 +743,7 @@ export class Pool extends EventEmitter {
 
   private enqueue(task: Task): void {
     if (this.trace) {
-      task.submittedAt = now();
+      task.submittedAt = tick();
       const payload = task.payload;
       this.trace.submitted(
         task.id,
@@ -844,7 +845,7 @@ export class Pool extends EventEmitter {
         task.timer = setTimeout(() => this.timedOut(slot, task), task.timeoutMs);
       }
     }
-    if (this.trace && wasIdle) this.markStarted(slot.inflight[0]!, slot, now());
+    if (this.trace && wasIdle) this.markStarted(slot.inflight[0]!, slot, tick());
   }
 
   /** For the trace: a worker runs its tasks in order, so the head of its list is running. */
@@ -934,7 +935,7 @@ export class Pool extends EventEmitter {
 
   private onResults(slot: WorkerSlot, results: ResultBatch): void {
     // For the trace, one clock read per message: when its results (and the next starts) arrived.
-    let at = this.trace ? now() : 0;
+    let at = this.trace ? tick() : 0;
     for (let r = 0; r < results.length; r += RESULT_STRIDE) {
       const id = results[r] as number;
       const outcome = results[r + 1] as Outcome;
@@ -958,7 +959,7 @@ export class Pool extends EventEmitter {
         // A failure is stamped when its error is ready (after `at`): what this report says
         // next starts no earlier, so a viewer ordering by time never sees two tasks running on
         // one worker.
-        if (this.trace) at = now();
+        if (this.trace) at = tick();
       } else {
         const what = task.kind === TaskKind.Apply ? 'result' : 'map results';
         this.settle(
@@ -974,7 +975,7 @@ export class Pool extends EventEmitter {
             ),
           ),
         );
-        if (this.trace) at = now();
+        if (this.trace) at = tick();
       }
     }
     if (this.trace && slot.inflight.length > 0) this.markStarted(slot.inflight[0]!, slot, at);
@@ -1031,11 +1032,11 @@ export class Pool extends EventEmitter {
     if (this.trace) {
       const worker = task.slot?.workerId;
       if (ok) {
-        const queuedMs = task.startedAt ? Math.max(0, task.startedAt - task.submittedAt) : 0;
+        const queuedUs = task.startedAt ? Math.max(0, task.startedAt - task.submittedAt) : 0;
         // A chunk's results may have travelled packed; the trace shows them as the array they are.
         const shown =
           task.kind !== TaskKind.Apply && value instanceof Float64Array ? Array.from(value) : value;
-        this.trace.succeeded(task.id, task.fn, worker ?? 0, shown, ranUs ?? 0, queuedMs, at);
+        this.trace.succeeded(task.id, task.fn, worker ?? 0, shown, ranUs ?? 0, queuedUs, at);
       } else {
         this.trace.failed(task.id, task.fn, worker, value, ranUs);
       }

@@ -41,8 +41,23 @@ const FLUSH_BYTES = 64 * 1024;
 const FLUSH_MS = 25;
 const EXIT_FLUSH_MS = 2000;
 
-/** The process's (or thread's) time origin: fixed, and a getter call to read. */
-const ORIGIN = performance.timeOrigin;
+/** The process's (or thread's) time origin in whole microseconds since the epoch. */
+const ORIGIN_US = Math.round(performance.timeOrigin * 1000);
+
+/**
+ * Whole microseconds since the process's (or thread's) time origin: what the pool stamps its
+ * tasks with. A small integer (for the first 35 minutes), so a task holds it, and a call passes
+ * it, without allocating: a double in a field is a heap box, and a field that changes from small
+ * integers to doubles deoptimized the pool's code after every full garbage collection.
+ */
+export function tick(): number {
+  return Math.round(performance.now() * 1000);
+}
+
+/** A `tick()` as milliseconds since the epoch (a trace event's `ts`). */
+export function tickToMs(t: number): number {
+  return (ORIGIN_US + t) / 1000;
+}
 
 /**
  * Milliseconds since the epoch in whole microseconds, monotonic within the process. On a grid,
@@ -52,7 +67,7 @@ const ORIGIN = performance.timeOrigin;
  * viewer ordering by time saw both running.
  */
 export function now(): number {
-  return Math.round((ORIGIN + performance.now()) * 1000) / 1000;
+  return tickToMs(tick());
 }
 
 interface Sink {
@@ -95,7 +110,7 @@ export class Tracer {
   private dropped = 0;
   private droppedTypes: Record<string, number> = {};
   /** The open `tasks` batch (a PoolTrace writes into it directly while `batch.fast`). */
-  readonly batch = new TaskBatchWriter();
+  readonly batch = new TaskBatchWriter(ORIGIN_US);
   /** The envelope as JSON text: before `ts`, and the fields after it. */
   private readonly envelopeHead: string;
   private readonly envelopeTail: string;
@@ -191,8 +206,7 @@ export class Tracer {
   // ---- Task events, as records of the open `tasks` batch (see task-batch.ts)
 
   /**
-   * task.submitted at `at` (ms since the epoch, from `now()`). `args`: up to 7 int32 values, or
-   * the arguments' preview.
+   * task.submitted at `at` (a `tick()`). `args`: up to 7 int32 values, or the arguments' preview.
    */
   taskSubmitted(
     pool: string,
@@ -209,7 +223,7 @@ export class Tracer {
     else {
       const shown = typeof args === 'string' ? args : args.length ? `[ ${args.join(', ')} ]` : '[]';
       const fields = { pool, task, fn, kind: KINDS[kind]!, args: shown, items };
-      this.unbatched('task.submitted', at, fields);
+      this.unbatched('task.submitted', tickToMs(at), fields);
     }
   }
 
@@ -217,10 +231,10 @@ export class Tracer {
     if (this.dead || !this.admit('task.started')) return;
     const opening = this.batch.length === 0;
     if (this.batch.started(pool, at, task, worker)) this.recorded(opening);
-    else this.unbatched('task.started', at, { pool, task, worker });
+    else this.unbatched('task.started', tickToMs(at), { pool, task, worker });
   }
 
-  /** task.succeeded; `result`: an int32 value, or the result's preview. */
+  /** task.succeeded at `at` (a `tick()`); `result`: an int32 value, or the result's preview. */
   taskSucceeded(
     pool: string,
     at: number,
@@ -229,16 +243,17 @@ export class Tracer {
     worker: number,
     result: number | string,
     durationUs: number,
-    queuedMs: number,
+    queuedUs: number,
   ): void {
     if (this.dead || !this.admit('task.succeeded')) return;
     const opening = this.batch.length === 0;
-    if (this.batch.succeeded(pool, at, task, fn, worker, result, durationUs, queuedMs))
+    if (this.batch.succeeded(pool, at, task, fn, worker, result, durationUs, queuedUs))
       this.recorded(opening);
     else {
       const durationMs = durationUs / 1000;
+      const queuedMs = queuedUs / 1000;
       const fields = { pool, task, fn, worker, result: String(result), durationMs, queuedMs };
-      this.unbatched('task.succeeded', at, fields);
+      this.unbatched('task.succeeded', tickToMs(at), fields);
     }
   }
 

@@ -5,7 +5,7 @@
 import { inspect } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../backend/worker-handle';
-import { now, type Tracer } from './emitter';
+import { tick, type Tracer } from './emitter';
 import { TAG as SHARED_TAG } from '../shared/marshal';
 import { errorInfo, preview } from './error-info';
 import { KINDS, MAX_RAW_ARGS as RAW_ARGS, type TaskBatchWriter } from './task-batch';
@@ -15,13 +15,16 @@ const MAX_RAW_ARGS = RAW_ARGS;
 
 type Kind = 'apply' | 'map' | 'starmap' | 'imap' | 'imapUnordered';
 
-/** Hooks an AsyncResult calls when tracing: its callbacks ran, or `get(timeout)` gave up. */
+/**
+ * What an AsyncResult tells the trace (the pool's PoolTrace itself: nothing is allocated per
+ * task): a task's callbacks ran, or `get(timeout)` gave up on it.
+ */
 export interface ResultObserver {
-  callbackRan(which: 'callback' | 'errorCallback', error?: unknown): void;
-  getTimedOut(timeoutMs: number): void;
+  callbackRan(task: number, which: 'callback' | 'errorCallback', error?: unknown): void;
+  getTimedOut(task: number, timeoutMs: number): void;
 }
 
-export class PoolTrace {
+export class PoolTrace implements ResultObserver {
   readonly pool: string;
   private readonly batch: TaskBatchWriter;
 
@@ -93,7 +96,7 @@ export class PoolTrace {
   }
 
   /**
-   * Task events are records of the tracer's `tasks` batch; `at` is the pool's `now()`. While the
+   * Task events are records of the tracer's `tasks` batch; `at` is the pool's `tick()`. While the
    * batch is open and far from every limit (`batch.fast`), a record goes straight into it;
    * otherwise, through the tracer (which opens, closes, bounds and counts).
    */
@@ -123,13 +126,14 @@ export class PoolTrace {
     value: unknown,
     /** Whole microseconds, as the worker measured it. */
     durationUs: number,
-    queuedMs: number,
-    at = now(),
+    /** Whole microseconds from submitted to started. */
+    queuedUs: number,
+    at = tick(),
   ): void {
     const result = recordResult(value);
     const b = this.batch;
-    if (!b.fast || !b.succeeded(this.pool, at, task, fn, worker, result, durationUs, queuedMs))
-      this.tracer.taskSucceeded(this.pool, at, task, fn, worker, result, durationUs, queuedMs);
+    if (!b.fast || !b.succeeded(this.pool, at, task, fn, worker, result, durationUs, queuedUs))
+      this.tracer.taskSucceeded(this.pool, at, task, fn, worker, result, durationUs, queuedUs);
   }
 
   failed(
@@ -150,11 +154,6 @@ export class PoolTrace {
     });
   }
 
-  /** One small object per task (no closures): most are never called. */
-  observer(task: number): ResultObserver {
-    return new TaskObserver(this, task);
-  }
-
   callbackRan(task: number, which: 'callback' | 'errorCallback', error?: unknown): void {
     this.tracer.emit('callback.invoked', {
       pool: this.pool,
@@ -166,21 +165,6 @@ export class PoolTrace {
 
   getTimedOut(task: number, timeoutMs: number): void {
     this.tracer.emit('result.timeout', { pool: this.pool, task, timeoutMs });
-  }
-}
-
-class TaskObserver implements ResultObserver {
-  constructor(
-    private readonly trace: PoolTrace,
-    private readonly task: number,
-  ) {}
-
-  callbackRan(which: 'callback' | 'errorCallback', error?: unknown): void {
-    this.trace.callbackRan(this.task, which, error);
-  }
-
-  getTimedOut(timeoutMs: number): void {
-    this.trace.getTimedOut(this.task, timeoutMs);
   }
 }
 

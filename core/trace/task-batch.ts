@@ -233,6 +233,12 @@ const RECORD_ROOM = 16;
  */
 export class TaskBatchWriter {
   /**
+   * Times given to the writer are whole microseconds since `originUs` (microseconds since the
+   * epoch): the emitter's `tick()`, whose origin is the process's time origin.
+   */
+  constructor(private readonly originUs = 0) {}
+
+  /**
    * Whether records may be written without asking the tracer: set by it (goFast), cleared when
    * the batch closes or reaches `fastBytes`.
    */
@@ -243,6 +249,7 @@ export class TaskBatchWriter {
   length = 0;
   /** Characters of previews held in `strings`. */
   private textLength = 0;
+  /** The batch's time, in the writer's microseconds. */
   private base = 0;
   private pools: string[] = [];
   private pool = '';
@@ -274,7 +281,7 @@ export class TaskBatchWriter {
     if (n * 6 + this.textLength >= this.fastBytes) this.fast = false;
   }
 
-  /** task.submitted; `args`: up to 7 int32 values, or the arguments' preview. */
+  /** task.submitted at `at` (whole µs); `args`: up to 7 int32 values, or the arguments' preview. */
   submitted(
     pool: string,
     at: number,
@@ -336,11 +343,10 @@ export class TaskBatchWriter {
     fn: string,
     worker: number,
     result: number | string,
-    /** Whole microseconds. */
+    /** Whole microseconds, as `queued`. */
     dur: number,
-    queuedMs: number,
+    queued: number,
   ): boolean {
-    const queued = Math.round(queuedMs * 1000);
     if ((dur | 0) !== dur || (queued | 0) !== queued || (task | 0) !== task) {
       if (this.startedTask !== -1) this.writeStarted();
       return false;
@@ -390,7 +396,7 @@ export class TaskBatchWriter {
     this.length = 0;
     this.fast = false;
     return [
-      `${head}"ts":${this.base}${tail},"type":"tasks","pools":${JSON.stringify(this.pools)},` +
+      `${head}"ts":${(this.originUs + this.base) / 1000}${tail},"type":"tasks","pools":${JSON.stringify(this.pools)},` +
         `"fns":${JSON.stringify([...this.fns.keys()])},` +
         `"strings":${JSON.stringify([...this.strings.keys()])},"ops":"`,
       ops,
@@ -428,7 +434,7 @@ export class TaskBatchWriter {
       this.ints[this.length++] = OP_POOL;
       this.ints[this.length++] = index;
     }
-    return Math.round((at - this.base) * 1000);
+    return at - this.base;
   }
 
   private fnIndex(fn: string): number {

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Tracer } from 'poolscope/internal/trace/emitter';
+import { tickToMs, Tracer } from 'poolscope/internal/trace/emitter';
 import { preview } from 'poolscope/internal/trace/error-info';
 import { PoolTrace } from 'poolscope/internal/trace/pool-trace';
 import type { EventOf, TraceEvent } from 'poolscope/internal/trace/protocol';
@@ -37,28 +37,31 @@ function model(store: Store): unknown {
   return [...store.runs.values()];
 }
 
+/** Milliseconds since the epoch as the writer's whole microseconds (its origin is 0 here). */
+const us = (ms: number): number => Math.round(ms * 1000);
+
 describe('the tasks batch', () => {
   it('writes records a consumer reads back exactly', () => {
     const w = new TaskBatchWriter();
     const t0 = 1_700_000_000_000.25;
-    assert.ok(w.submitted('9:1', t0, 1, 'inc', 0, 1, [41, -7, 0, 2147483647, -2147483648]));
-    w.started('9:1', t0 + 0.002, 1, 2);
-    w.submitted('9:2', t0 + 1, 1, 'other "fn" ✓', 1, 3, '[ { a: 1 } ]');
-    w.succeeded('9:1', t0 + 2.5, 1, 'inc', 2, 42, 13, 12.3456);
-    w.succeeded('9:2', t0 + 3, 1, 'other "fn" ✓', 1, 'naïve "text"', 2_000_000_000, 0);
-    w.succeeded('9:1', t0 - 1, 2, 'inc', 1, 'undefined', 0, 0);
+    assert.ok(w.submitted('9:1', us(t0), 1, 'inc', 0, 1, [41, -7, 0, 2147483647, -2147483648]));
+    w.started('9:1', us(t0 + 0.002), 1, 2);
+    w.submitted('9:2', us(t0 + 1), 1, 'other "fn" ✓', 1, 3, '[ { a: 1 } ]');
+    w.succeeded('9:1', us(t0 + 2.5), 1, 'inc', 2, 42, 13, 12_346);
+    w.succeeded('9:2', us(t0 + 3), 1, 'other "fn" ✓', 1, 'naïve "text"', 2_000_000_000, 0);
+    w.succeeded('9:1', us(t0 - 1), 2, 'inc', 1, 'undefined', 0, 0);
     // Started and succeeded at one time on one worker: one record, two events.
-    w.started('9:1', t0 + 4, 3, 1);
-    w.succeeded('9:1', t0 + 4, 3, 'inc', 1, -5, 1, 0.5);
-    w.started('9:1', t0 + 4.5, 6, 1);
-    w.succeeded('9:1', t0 + 4.5, 6, 'inc', 1, 'undefined', 1, 0.5);
+    w.started('9:1', us(t0 + 4), 3, 1);
+    w.succeeded('9:1', us(t0 + 4), 3, 'inc', 1, -5, 1, 500);
+    w.started('9:1', us(t0 + 4.5), 6, 1);
+    w.succeeded('9:1', us(t0 + 4.5), 6, 'inc', 1, 'undefined', 1, 500);
     // Started, then not that task: the started record stands alone.
-    w.started('9:1', t0 + 5, 4, 1);
-    w.succeeded('9:1', t0 + 5, 3, 'inc', 2, 0, 0, 0);
-    w.submitted('9:1', t0 + 5.5, 7, 'inc', 0, 1, []);
-    w.started('9:1', t0 + 6, 5, 2);
+    w.started('9:1', us(t0 + 5), 4, 1);
+    w.succeeded('9:1', us(t0 + 5), 3, 'inc', 2, 0, 0, 0);
+    w.submitted('9:1', us(t0 + 5.5), 7, 'inc', 0, 1, []);
+    w.started('9:1', us(t0 + 6), 5, 2);
     // What 32 bits cannot hold is refused, for the caller to write as a v1 event.
-    assert.equal(w.succeeded('9:1', t0 + 7, 5, 'inc', 2, 1, 3_000_000_000, 0), false);
+    assert.equal(w.succeeded('9:1', us(t0 + 7), 5, 'inc', 2, 1, 3_000_000_000, 0), false);
     const line = w.close('{"v":2,', ',"pid":9,"tid":0,"run":"r"').join('');
     assert.ok(line.endsWith('}\n'));
     assert.equal(w.length, 0, 'closing empties the writer');
@@ -148,8 +151,8 @@ describe('the tasks batch', () => {
       const base = Math.round((1_796_012_679_719.702 + i * 0.0173) * 1000) / 1000;
       const at = Math.round((base + 0.46 + i * 0.001) * 1000) / 1000;
       const w = new TaskBatchWriter();
-      assert.ok(w.started('9:1', base, 1, 1));
-      assert.ok(w.succeeded('9:1', at, 2, 'inc', 1, 0, 1, 0));
+      assert.ok(w.started('9:1', us(base), 1, 1));
+      assert.ok(w.succeeded('9:1', us(at), 2, 'inc', 1, 0, 1, 0));
       const line = JSON.parse(w.close('{"v":2,', ',"pid":9,"run":"r"').join('')) as TraceEvent;
       const times = expandEvent(line).map((e) => e.ts);
       assert.deepEqual(times, [base, at], `batch at ${base}, record at ${at}`);
@@ -169,7 +172,7 @@ describe('the tasks batch', () => {
     );
     const ended = events[1] as EventOf<'task.succeeded'>;
     assert.equal(ended.durationMs, 40 * 60_000);
-    assert.equal(ended.ts, 1002);
+    assert.equal(ended.ts, tickToMs(1002));
     assert.deepEqual(
       events.flatMap(expandEvent).map((e) => e.type),
       ['task.submitted', 'task.started', 'task.succeeded', 'task.submitted'],
@@ -214,7 +217,7 @@ describe('the tasks batch', () => {
     ];
     const events = traced((trace) => {
       payloads.forEach((p, i) => trace.submitted(i + 1, 'f', 'apply', p, 1, 1000 + i));
-      results.forEach((r, i) => trace.succeeded(i + 1, 'f', 1, r, 5, 0.25, 2000 + i));
+      results.forEach((r, i) => trace.succeeded(i + 1, 'f', 1, r, 5, 250, 2000 + i));
     });
     assert.ok(events.every((e) => e.type === 'tasks'));
     const expanded = events.flatMap(expandEvent);
@@ -233,7 +236,7 @@ describe('the tasks batch', () => {
   it('is closed before any other event, so the order of events is kept', () => {
     const events = traced((trace) => {
       trace.submitted(1, 'f', 'apply', [1], 1, 1000);
-      trace.submitted(2, 'f', 'apply', [2], 1, 1000.5);
+      trace.submitted(2, 'f', 'apply', [2], 1, 1000);
       trace.started(1, 1, 1001);
       trace.succeeded(1, 'f', 1, 2, 100, 1, 1002);
       trace.failed(2, 'f', 1, new Error('no'), 200);
