@@ -128,6 +128,8 @@ function encodeValue(value: unknown, memo: Map<object, unknown>): unknown {
   const seen = memo.get(obj);
   if (seen !== undefined) return seen;
   if (isError(obj)) return encodeError(obj, memo);
+  // A plain object (an error's `detail`, most often) is none of the kinds below.
+  if (Object.getPrototypeOf(obj) === Object.prototype) return encodePlain(obj, memo);
   for (const ctor of CLONEABLE_AS_IS) {
     if (obj instanceof ctor) return obj;
   }
@@ -153,6 +155,11 @@ function encodeValue(value: unknown, memo: Map<object, unknown>): unknown {
     return marker(obj.constructor.name, 'weak references cannot be sent');
   }
   if (obj instanceof Promise) return marker('Promise', 'a promise cannot be sent');
+  return encodePlain(obj, memo);
+}
+
+/** An object as its own enumerable string-keyed properties, each encoded. */
+function encodePlain(obj: object, memo: Map<object, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   memo.set(obj, out);
   for (const key of Object.keys(obj)) out[key] = encodeValue(safeGet(obj, key), memo);
@@ -186,10 +193,32 @@ function encodeError(err: Error, memo: Map<object, unknown>): ErrorRecord {
   return record;
 }
 
-/** What a task threw, in a form the structured clone algorithm can carry. */
-export function encodeThrown(thrown: unknown): ThrownRecord {
+/**
+ * A stack without the frames from the first line naming `frames[0]` or `frames[1]` (a file path
+ * and a colon) on: the frames of the code that called the user's, which say nothing to the user.
+ */
+export function cutFrames(stack: string, frames: readonly [string, string]): string {
+  let cut = stack.indexOf(frames[0]);
+  if (cut === -1) cut = stack.indexOf(frames[1]);
+  if (cut === -1) return stack;
+  const lineStart = stack.lastIndexOf('\n', cut);
+  return lineStart === -1 ? stack : stack.slice(0, lineStart);
+}
+
+/**
+ * What a task threw, in a form the structured clone algorithm can carry. With `runnerFrames`,
+ * the error's stack ends where the user's code ends (cutFrames): shorter to send and to receive.
+ */
+export function encodeThrown(
+  thrown: unknown,
+  runnerFrames?: readonly [string, string],
+): ThrownRecord {
   const memo = new Map<object, unknown>();
-  if (isError(thrown)) return ['error', encodeError(thrown, memo)];
+  if (isError(thrown)) {
+    const record = encodeError(thrown, memo);
+    if (runnerFrames && record[4] !== undefined) record[4] = cutFrames(record[4], runnerFrames);
+    return ['error', record];
+  }
   const kind: ThrownKind = thrown === null ? 'null' : (typeof thrown as ThrownKind);
   return [kind, encodeValue(thrown, memo)];
 }
@@ -198,15 +227,39 @@ function isRecord(value: unknown[], mark: string): boolean {
   return value.length > 0 && value[0] === mark;
 }
 
+/** One descriptor for every defineHidden: a failed task defines several, and each was an object. */
+const HIDDEN: PropertyDescriptor = {
+  value: undefined,
+  writable: true,
+  configurable: true,
+  enumerable: false,
+};
+
 /** A non-enumerable, writable property, as an error's own `message` and `stack` are. */
 export function defineHidden(target: object, key: string, value: unknown): void {
-  Object.defineProperty(target, key, {
-    value,
-    writable: true,
-    configurable: true,
-    enumerable: false,
-  });
+  HIDDEN.value = value;
+  try {
+    Object.defineProperty(target, key, HIDDEN);
+  } finally {
+    HIDDEN.value = undefined;
+  }
 }
+
+/**
+ * Whether an Error constructed while `Error.stackTraceLimit` is not a number still has its own
+ * `stack`, writable and not enumerable (V8's, as in Node 20): then a revived error's stack is a
+ * plain store into it, cheaper than defining the property again.
+ */
+const STACK_ASSIGNABLE = ((): boolean => {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = undefined as unknown as number;
+  try {
+    const d = Object.getOwnPropertyDescriptor(new Error('probe'), 'stack');
+    return d !== undefined && d.writable === true && d.enumerable === false && 'value' in d;
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+})();
 
 function reviveError(record: ErrorRecord, memo: Map<object, unknown>): Error {
   const [, ctorName, name, message, stack, props, hasCause, cause, errors] = record;
@@ -229,7 +282,8 @@ function reviveError(record: ErrorRecord, memo: Map<object, unknown>): Error {
   Error.stackTraceLimit = limit;
   memo.set(record, err);
   if (err.name !== name) defineHidden(err, 'name', name);
-  defineHidden(err, 'stack', stack ?? `${name}: ${message}`);
+  if (STACK_ASSIGNABLE) err.stack = stack ?? `${name}: ${message}`;
+  else defineHidden(err, 'stack', stack ?? `${name}: ${message}`);
   for (let i = 0; i < props.length; i += 3) {
     const key = props[i] as string;
     const decoded = decodeValue(props[i + 1], memo);

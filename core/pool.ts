@@ -21,7 +21,7 @@ import {
 import { ProcessWorker } from './backend/process';
 import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
-import { decodeThrown, defineHidden } from './error-codec';
+import { cutFrames, decodeThrown, defineHidden } from './error-codec';
 import { hasShared, marshalArgs } from './shared/marshal';
 import {
   PoolStateError,
@@ -198,6 +198,10 @@ class WorkerSlot {
   timedTask: Task | undefined;
   readonly exited: Promise<void>;
   markExited!: () => void;
+  private label: string | undefined;
+  private tailSite: SubmitSite | undefined;
+  private tailOwn = false;
+  private tail = '';
 
   constructor(
     readonly workerId: number,
@@ -206,12 +210,30 @@ class WorkerSlot {
     this.exited = new Promise((resolve) => (this.markExited = resolve));
   }
 
+  /**
+   * What follows a failed task's name in its stack: where it ran, where it was submitted, and the
+   * submitter's frames. The same for every failure of a burst on this worker: built once for the
+   * last site asked (a burst's tasks share a site), not joined again for each error.
+   */
+  stackTail(site: SubmitSite, own: boolean): string {
+    if (this.tailSite !== site || this.tailOwn !== own) {
+      this.tail = stackTail(this.describe(), site, own);
+      this.tailSite = site;
+      this.tailOwn = own;
+    }
+    return this.tail;
+  }
+
+  /** `worker 1 (thread 7)`: built once, it is in every failed task's stack. */
   describe(): string {
-    const where =
-      this.handle.backend === 'thread'
-        ? `thread ${this.handle.threadId}`
-        : `pid ${this.handle.pid}`;
-    return `worker ${this.workerId} (${where})`;
+    if (this.label === undefined) {
+      const where =
+        this.handle.backend === 'thread'
+          ? `thread ${this.handle.threadId}`
+          : `pid ${this.handle.pid}`;
+      this.label = `worker ${this.workerId} (${where})`;
+    }
+    return this.label;
   }
 }
 
@@ -286,13 +308,19 @@ const ENTRY_FRAME = `${resolvePath(__dirname, 'worker', 'entry.js')}:`;
 /** The same frame with source maps on (a traced or TypeScript program): the file it was built from. */
 const ENTRY_SOURCE_FRAME = `${resolvePath(__dirname, '..', '..', 'core', 'worker', 'entry.ts')}:`;
 
-/** A task error's stack ends where the user's code ends: Poolscope's runner frames are cut. */
+/**
+ * A task error's stack ends where the user's code ends: Poolscope's runner frames are cut (by
+ * the worker already, unless its runner is another build).
+ */
+const RUNNER_FRAMES = [ENTRY_FRAME, ENTRY_SOURCE_FRAME] as const;
 function userFrames(stack: string): string {
-  let cut = stack.indexOf(ENTRY_FRAME);
-  if (cut === -1) cut = stack.indexOf(ENTRY_SOURCE_FRAME);
-  if (cut === -1) return stack;
-  const lineStart = stack.lastIndexOf('\n', cut);
-  return lineStart === -1 ? stack : stack.slice(0, lineStart);
+  return cutFrames(stack, RUNNER_FRAMES);
+}
+
+/** What follows a failed task's name in its stack (see WorkerSlot.stackTail). */
+function stackTail(worker: string, site: SubmitSite, own: boolean): string {
+  const where = own ? 'submitted at' : `submitted in the same burst as task #${site.task}, at`;
+  return ` ran in ${worker}; ${where}: ---\n${siteFrames(site)}`;
 }
 
 function captureSite(task: number, publicMethod: AnyFunction): SubmitSite {
@@ -998,26 +1026,29 @@ export class Pool extends EventEmitter {
   private remoteError(err: Error, task: Task, slot: WorkerSlot): Error {
     const received = err.stack ?? `${err.name}: ${err.message}`;
     const caller = task.caller;
-    const where =
-      caller.task === task.id || task.api !== 'apply'
-        ? 'submitted at'
-        : `submitted in the same burst as task #${caller.task}, at`;
-    const header = `    --- ${task.describe()} ran in ${slot.describe()}; ${where}: ---`;
+    // The worker's frames, then a header line, then the caller's:
+    //   --- task #12 parse() ran in worker 1 (thread 3); submitted in the same burst as task #8, at: ---
+    const own = caller.task === task.id || task.api !== 'apply';
     const workerStack = userFrames(received);
     defineHidden(err, 'workerStack', workerStack);
     if (caller.frames === undefined && ++caller.failures < 2) {
       // Formatting the site's stack costs more than the rest of a failed task, and a lone
       // failure's stack may never be read: built on first read.
+      const name = task.describe();
+      const label = slot.describe();
       defineLazy(err, 'callerStack', () => siteFrames(caller));
-      defineLazy(err, 'stack', () => `${workerStack}\n${header}\n${siteFrames(caller)}`);
+      defineLazy(
+        err,
+        'stack',
+        () => `${workerStack}\n    --- ${name}${stackTail(label, caller, own)}`,
+      );
       return err;
     }
     // A site with more than one failure (a burst): its frames are formatted once, and each
     // error's stack is joined now, cheaper than two lazy properties.
-    const callerStack = siteFrames(caller);
-    defineHidden(err, 'callerStack', callerStack);
+    defineHidden(err, 'callerStack', siteFrames(caller));
     // The codec made `stack` a writable data property: a plain store, cheaper than redefining it.
-    err.stack = `${workerStack}\n${header}\n${callerStack}`;
+    err.stack = `${workerStack}\n    --- ${task.describe()}${slot.stackTail(caller, own)}`;
     return err;
   }
 

@@ -10,6 +10,7 @@ import {
   workerData,
 } from 'node:worker_threads';
 import { register } from 'node:module';
+import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serialize } from 'node:v8';
 import { encodeThrown } from '../error-codec';
@@ -101,6 +102,15 @@ function processChannel(): Channel {
 
 const channel = isMainThread ? processChannel() : threadChannel();
 const TS_MODULE = /\.(?:ts|mts|cts)$/;
+
+/**
+ * This runner's frames in a task error's stack, cut before the error is sent: this file, and
+ * the source it was built from (as frames read with source maps on).
+ */
+const RUNNER_FRAMES = [
+  `${__filename}:`,
+  `${resolvePath(__dirname, '..', '..', '..', 'core', 'worker', 'entry.ts')}:`,
+] as const;
 
 /** A child process whose parent dies never sees the IPC channel close if it is busy. */
 function watchParent(): void {
@@ -307,7 +317,7 @@ async function drain(): Promise<void> {
       } catch (err) {
         if (PAUSE_ON_TASK_ERROR) pauseOnTaskError(err, name, payload);
         outcome = Outcome.Failed;
-        value = encodeThrown(err);
+        value = encodeThrown(err, RUNNER_FRAMES);
       }
       clock = performance.now();
       push(id, outcome, value, timed ? Math.round((clock - startedAt) * 1000) : 0, clock);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { inspect, types } from 'node:util';
 import { registerErrorClass, ThrownValueError, UnsendableValue } from 'poolscope';
+import { encodeThrown } from 'poolscope/internal/error-codec';
 import { BACKENDS, fixture, rejectionOf, withPool } from '../helpers';
 
 type Rich = Error & {
@@ -172,3 +173,21 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('the error codec', () => {
+  it("cuts the runner's frames before an error is sent: the record carries the user's only", () => {
+    const err = new Error('boom');
+    const user = 'Error: boom\n    at parse (/app/job.js:3:9)';
+    err.stack = `${user}\n    at drain (/x/dist/core/worker/entry.js:200:5)\n    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)`;
+    const runner = ['/x/dist/core/worker/entry.js:', '/x/core/worker/entry.ts:'] as const;
+    const [kind, record] = encodeThrown(err, runner);
+    assert.equal(kind, 'error');
+    assert.equal((record as unknown[])[4], user);
+    // The frame named as the source it was built from (source maps on) is cut the same way.
+    err.stack = `${user}\n    at drain (/x/core/worker/entry.ts:180:7)`;
+    assert.equal((encodeThrown(err, runner)[1] as unknown[])[4], user);
+    // The error itself is untouched, and without runner frames its stack travels as it is.
+    assert.match(err.stack, /entry\.ts/);
+    assert.equal((encodeThrown(err)[1] as unknown[])[4], err.stack);
+  });
+});
