@@ -1054,7 +1054,12 @@ export class Pool extends EventEmitter {
 
   /** An error the pool raises for a task: its stack is where the task was submitted. */
   private taskError<E extends Error>(task: Task, err: E): E {
-    defineHidden(err, 'stack', `${err.name}: ${err.message}\n${siteFrames(task.caller)}`);
+    const site = task.caller;
+    // Formatting a site's frames the first time costs about half a millisecond (a crashed
+    // worker's task waited for it): built on first read, unless a burst has built them already.
+    if (site.frames !== undefined)
+      defineHidden(err, 'stack', `${err.name}: ${err.message}\n${site.frames}`);
+    else defineLazy(err, 'stack', () => `${err.name}: ${err.message}\n${siteFrames(site)}`);
     return err;
   }
 

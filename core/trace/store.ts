@@ -87,7 +87,7 @@ export interface PoolModel {
   workers: Map<number, WorkerModel>;
   /** The last `tasksPerPool` tasks, oldest first. */
   tasks: Map<number, TaskModel>;
-  /** Tasks whose rich model was dropped to bound memory (their counts remain). */
+  /** Tasks whose rich model was dropped to bound memory (their counts remain): each once. */
   evicted: number;
   durations: { count: number; totalMs: number; maxMs: number };
   lastTs: number;
@@ -706,12 +706,15 @@ export class Store {
     if (table.frontClean && pool.tasks.size > FRONT_SCAN && task.state === 'queued') {
       // evictOne's choice, known without adding it: no settled task near the front, so the
       // one just added, only queued, is the one that goes.
-      pool.evicted++;
+      pool.evicted = pool.counts.submitted - pool.tasks.size;
       return task;
     }
     pool.tasks.set(id, task);
     table.added(task);
     this.evictOne(pool, task, table);
+    // Every task seen has a model kept or is counted here, once (a task dropped, then seen
+    // again, was counted for each of its events).
+    pool.evicted = pool.counts.submitted - pool.tasks.size;
     return task;
   }
 
@@ -757,7 +760,6 @@ export class Store {
     } else table.frontClean = false;
     if (victim !== undefined) {
       pool.tasks.delete(victim);
-      pool.evicted++;
     }
     // Compacted when a scan crossed many dropped entries (each eviction drops at most one near
     // the front), or when the dropped ones before the head are most of the lists.
