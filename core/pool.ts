@@ -357,6 +357,22 @@ function defineLazy(target: object, key: string, compute: () => string): void {
 
 let nextPoolId = 1;
 
+/**
+ * One Task and one AsyncResult, kept for the life of the process. V8 holds the hidden classes of
+ * objects built field by field only weakly: once a burst's tasks had all been collected, a full
+ * garbage collection freed theirs, and every optimized function that had embedded them was
+ * deoptimized (22–28 of the pool's functions after each collection between bursts, seen with
+ * --trace-deopt; 4 with these kept), to be compiled again during the next burst.
+ */
+const KEPT_SHAPES: object[] = [];
+function keepShapes(): void {
+  if (KEPT_SHAPES.length > 0) return;
+  const result = new AsyncResult<unknown>('(kept)', 0, undefined, undefined, () => {});
+  const site = captureSite(0, keepShapes);
+  const task = new Task('apply', 0, '(kept)', [0], TaskKind.Apply, result, 0, 1, undefined, site);
+  KEPT_SHAPES.push(result, task);
+}
+
 /** Marshaled arguments -> the shared objects they describe (see sharedArgs). */
 const pinned = new WeakMap<unknown[], unknown[]>();
 
@@ -401,6 +417,7 @@ export class Pool extends EventEmitter {
 
   constructor(options: PoolOptions) {
     super();
+    keepShapes();
     if (!options || typeof options !== 'object' || options.module === undefined) {
       throw new TypeError(
         "new Pool(options) needs options.module: the worker module's path or file URL",
