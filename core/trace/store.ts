@@ -30,6 +30,14 @@ const INFRASTRUCTURE_ERRORS = new Set([
 ]);
 
 const STATE_CODES: TaskState[] = ['queued', 'running', 'passed', 'failed', 'errored'];
+/** A state's code, without a search. */
+const STATE_CODE: Record<TaskState, number> = {
+  queued: 0,
+  running: 1,
+  passed: 2,
+  failed: 3,
+  errored: 4,
+};
 const UNKNOWN = 255;
 
 export interface TaskModel {
@@ -271,6 +279,9 @@ export class Store {
   /** Bumped by every event applied: a view can tell whether to redraw. */
   version = 0;
   private readonly tables = new Map<PoolModel, StateTable>();
+  /** The last pool asked for its table, and its table: a batch's records are mostly one pool's. */
+  private tablePool: PoolModel | undefined;
+  private lastTable: StateTable | undefined;
   private readonly tasksPerPool: number;
   private readonly errorsPerRun: number;
   private readonly outputLines: number;
@@ -680,10 +691,18 @@ export class Store {
     return worker;
   }
 
+  private table(pool: PoolModel): StateTable {
+    if (pool !== this.tablePool) {
+      this.lastTable = this.tables.get(pool)!;
+      this.tablePool = pool;
+    }
+    return this.lastTable!;
+  }
+
   private task(pool: PoolModel, id: number): TaskModel {
     let task = pool.tasks.get(id);
     if (task) return task;
-    const table = this.tables.get(pool)!;
+    const table = this.table(pool);
     const code = table.get(id);
     if (code === UNKNOWN) {
       table.set(id, 0);
@@ -780,10 +799,10 @@ export class Store {
 
   /** Moves a task to `state` unless it is already further along; keeps counts exact. */
   private move(pool: PoolModel, task: TaskModel, state: TaskState): boolean {
-    const table = this.tables.get(pool)!;
+    const table = this.table(pool);
     // task() gave every task a code, so `from` is known here.
     const from = table.get(task.id);
-    const to = STATE_CODES.indexOf(state);
+    const to = STATE_CODE[state];
     if (RANK[from]! >= RANK[to]!) return false;
     pool.counts[STATE_CODES[from]!]--;
     pool.counts[state]++;
@@ -805,20 +824,30 @@ export class Store {
       if (ts > run.lastTs) run.lastTs = ts;
       this.version++;
     };
+    // The records between two pool switches are one pool's: looked up once.
+    let lastId: string | undefined;
+    let last: PoolModel | undefined;
+    const poolOf = (id: string, ts: number): PoolModel => {
+      if (id !== lastId || last === undefined) {
+        last = this.pool(run, id, pid, ts);
+        lastId = id;
+      } else if (ts > last.lastTs) last.lastTs = ts;
+      return last;
+    };
     const visitor: TaskRecordVisitor = {
       submitted: (pool, ts, task, fn, kind, items, args) => {
         begin(ts);
-        this.taskSubmitted(this.pool(run, pool, pid, ts), ts, task, fn, kind, args, items);
+        this.taskSubmitted(poolOf(pool, ts), ts, task, fn, kind, args, items);
       },
       started: (pool, ts, task, worker) => {
         begin(ts);
-        this.taskStarted(this.pool(run, pool, pid, ts), ts, task, worker);
+        this.taskStarted(poolOf(pool, ts), ts, task, worker);
       },
       succeeded: (pool, ts, task, fn, worker, result, durationMs, queuedMs) => {
         begin(ts);
         this.taskEnded(
           run,
-          this.pool(run, pool, pid, ts),
+          poolOf(pool, ts),
           ts,
           task,
           fn,
@@ -916,7 +945,7 @@ export class Store {
         if (task.worker !== undefined) bars.worker[row] = task.worker;
         bars.start[row] = task.startedAt ?? ts;
         bars.end[row] = ts;
-        bars.state[row] = STATE_CODES.indexOf(state);
+        bars.state[row] = STATE_CODE[state];
         bars.version[row] = this.version;
       }
     }
