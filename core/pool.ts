@@ -402,6 +402,7 @@ export class Pool extends EventEmitter {
   /** Tasks submitted and not yet settled. */
   private pending = 0;
   private dispatchScheduled = false;
+  private respawnScheduled = false;
   private startupFailures = 0;
   private refd = true;
   private readonly options: PoolOptions;
@@ -1221,30 +1222,52 @@ export class Pool extends EventEmitter {
         );
       }
     }
-    const wanted =
+    if (this.wantsWorkers()) this.respawnSoon();
+    if (this.queued() > 0) this.dispatch();
+  }
+
+  private wantsWorkers(): boolean {
+    return (
       !this.broken &&
       (this.state === 'running' || (this.state === 'closed' && this.pending > 0)) &&
-      this.slots.size < this.size;
-    if (wanted) this.spawn();
-    if (this.queued() > 0) this.dispatch();
+      this.slots.size < this.size
+    );
+  }
+
+  /**
+   * Replacements for workers that died, started once the callers of their failed tasks have
+   * heard: forking a process blocks this thread for milliseconds, which the rejection of a
+   * crashed worker's task waited for (its callers resume in microtasks after this turn).
+   */
+  private respawnSoon(): void {
+    if (this.respawnScheduled) return;
+    this.respawnScheduled = true;
+    setImmediate(() => {
+      this.respawnScheduled = false;
+      while (this.wantsWorkers()) this.spawn();
+      if (this.queued() > 0) this.dispatch();
+    });
   }
 
   /**
    * A worker the pool did not stop is ending (a task called `process.exit`, or an uncaught
-   * error): its tasks fail now rather than when the exit is complete. One turn of the event
-   * loop first, so that what it wrote to stderr just before is read and goes into the error.
+   * error): its tasks fail now rather than when the exit is complete. A process's stderr is a
+   * pipe of its own: one turn of the event loop first, so that what it wrote just before is read
+   * and goes into the error. A thread's stderr came as messages before this one: already here.
    */
   private onExiting(slot: WorkerSlot, code: number): void {
     if (slot.stopReason !== undefined || slot.state !== 'ready') return;
     slot.state = 'retiring';
-    setImmediate(() => {
+    const fail = (): void => {
       if (slot.state === 'gone' || slot.stopReason !== undefined || this.state === 'terminated')
         return;
       const exit: WorkerExit = { exitCode: code, signal: null, outOfMemory: false };
       slot.exiting = true;
       for (const task of slot.inflight) slot.lost.push(task.id);
       this.failInflight(slot, exit, this.exitReason(slot, exit));
-    });
+    };
+    if (slot.handle.backend === 'thread') fail();
+    else setImmediate(fail);
   }
 
   private failInflight(slot: WorkerSlot, exit: WorkerExit, reason: WorkerExitReason): void {
