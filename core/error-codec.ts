@@ -197,7 +197,7 @@ function encodeError(err: Error, memo: Map<object, unknown>): ErrorRecord {
  * A stack without the frames from the first line naming `frames[0]` or `frames[1]` (a file path
  * and a colon) on: the frames of the code that called the user's, which say nothing to the user.
  */
-export function cutFrames(stack: string, frames: readonly [string, string]): string {
+function cutFrames(stack: string, frames: readonly [string, string]): string {
   let cut = stack.indexOf(frames[0]);
   if (cut === -1) cut = stack.indexOf(frames[1]);
   if (cut === -1) return stack;

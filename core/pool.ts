@@ -21,7 +21,7 @@ import {
 import { ProcessWorker } from './backend/process';
 import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
-import { cutFrames, decodeThrown, defineHidden } from './error-codec';
+import { decodeThrown, defineHidden } from './error-codec';
 import { hasShared, marshalArgs } from './shared/marshal';
 import {
   PoolStateError,
@@ -301,20 +301,6 @@ export function functionName(fn: TaskFunction, what: string): string {
   throw new TypeError(
     `${what}: expected a function name or an exported function, got ${typeof fn}`,
   );
-}
-
-/** Where Poolscope's runner frames start in a worker's stack. */
-const ENTRY_FRAME = `${resolvePath(__dirname, 'worker', 'entry.js')}:`;
-/** The same frame with source maps on (a traced or TypeScript program): the file it was built from. */
-const ENTRY_SOURCE_FRAME = `${resolvePath(__dirname, '..', '..', 'core', 'worker', 'entry.ts')}:`;
-
-/**
- * A task error's stack ends where the user's code ends: Poolscope's runner frames are cut (by
- * the worker already, unless its runner is another build).
- */
-const RUNNER_FRAMES = [ENTRY_FRAME, ENTRY_SOURCE_FRAME] as const;
-function userFrames(stack: string): string {
-  return cutFrames(stack, RUNNER_FRAMES);
 }
 
 /** What follows a failed task's name in its stack (see WorkerSlot.stackTail). */
@@ -1042,12 +1028,12 @@ export class Pool extends EventEmitter {
 
   /** The worker's error, with the caller's stack after the worker's. */
   private remoteError(err: Error, task: Task, slot: WorkerSlot): Error {
-    const received = err.stack ?? `${err.name}: ${err.message}`;
+    // As received: the worker cut its runner's frames before sending (RUNNER_FRAMES, entry.ts).
+    const workerStack = err.stack ?? `${err.name}: ${err.message}`;
     const caller = task.caller;
     // The worker's frames, then a header line, then the caller's:
     //   --- task #12 parse() ran in worker 1 (thread 3); submitted in the same burst as task #8, at: ---
     const own = caller.task === task.id || task.api !== 'apply';
-    const workerStack = userFrames(received);
     defineHidden(err, 'workerStack', workerStack);
     if (caller.frames === undefined && ++caller.failures < 2) {
       // Formatting the site's stack costs more than the rest of a failed task, and a lone
