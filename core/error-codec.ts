@@ -40,18 +40,25 @@ type MarkerRecord = [typeof UNSENDABLE, string, string];
 /** What was thrown: [kind, encoded value]. */
 export type ThrownRecord = ['error' | ThrownKind, unknown];
 
-const BUILTIN_ERRORS: Record<string, new (message?: string) => Error> = {
-  Error,
-  TypeError,
-  RangeError,
-  SyntaxError,
-  ReferenceError,
-  EvalError,
-  URIError,
-  AggregateError: AggregateError as unknown as new (message?: string) => Error,
-};
+type ErrorClass = new (...args: never[]) => Error;
 
-const registered = new Map<string, new (...args: never[]) => Error>();
+/**
+ * Classes an error is revived as, by name. Maps, not objects: a name such as `constructor` or
+ * `toString` must not find what every object inherits.
+ */
+const BUILTIN_ERRORS = new Map<string, ErrorClass>([
+  ['Error', Error],
+  ['TypeError', TypeError],
+  ['RangeError', RangeError],
+  ['SyntaxError', SyntaxError],
+  ['ReferenceError', ReferenceError],
+  ['EvalError', EvalError],
+  ['URIError', URIError],
+  ['AggregateError', AggregateError],
+]);
+const OWN_ERRORS = new Map<string, ErrorClass>(Object.entries(POOLSCOPE_ERRORS));
+
+const registered = new Map<string, ErrorClass>();
 
 /**
  * Makes errors of this class arrive from workers as instances of it (`instanceof` holds), when
@@ -266,9 +273,9 @@ function reviveError(record: ErrorRecord, memo: Map<object, unknown>): Error {
   const ctor =
     registered.get(name) ??
     registered.get(ctorName) ??
-    POOLSCOPE_ERRORS[name] ??
-    BUILTIN_ERRORS[ctorName] ??
-    BUILTIN_ERRORS[name] ??
+    OWN_ERRORS.get(name) ??
+    BUILTIN_ERRORS.get(ctorName) ??
+    BUILTIN_ERRORS.get(name) ??
     Error;
   // A real Error with the class's prototype, not Object.create: it keeps the internal error slot, so
   // util.inspect, console.log and util.types.isNativeError treat it as the error it is. No stack

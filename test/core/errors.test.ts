@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { inspect, types } from 'node:util';
 import { registerErrorClass, ThrownValueError, UnsendableValue } from 'poolscope';
-import { encodeThrown } from 'poolscope/internal/error-codec';
+import { decodeThrown, encodeThrown } from 'poolscope/internal/error-codec';
 import { BACKENDS, fixture, rejectionOf, withPool } from '../helpers';
 
 type Rich = Error & {
@@ -189,5 +189,40 @@ describe('the error codec', () => {
     // The error itself is untouched, and without runner frames its stack travels as it is.
     assert.match(err.stack, /entry\.ts/);
     assert.equal((encodeThrown(err)[1] as unknown[])[4], err.stack);
+  });
+
+  it('keeps shared references among many objects, and does not take inherited names for classes', () => {
+    // Forty objects, each reachable twice, one of them leading back to the error.
+    const items = Array.from({ length: 40 }, (_, i) => ({ i }));
+    const err = Object.assign(new Error('many'), {
+      items,
+      again: [...items].reverse(),
+      inner: new RangeError('inner'),
+    });
+    (items[39] as Record<string, unknown>).back = err;
+    const back = decodeThrown(structuredClone(encodeThrown(err))) as typeof err;
+    assert.ok(back instanceof Error);
+    assert.equal(back.items.length, 40);
+    for (let i = 0; i < 40; i++) {
+      assert.equal(back.items[i]!.i, i);
+      assert.equal(back.again[39 - i], back.items[i], `item ${i} is one object in both arrays`);
+    }
+    assert.equal((back.items[39] as Record<string, unknown>).back, back);
+    assert.ok(back.inner instanceof RangeError);
+    // A class whose name differs from the error's name travels with both.
+    class ParseError extends Error {}
+    const named = Object.assign(new ParseError('bad'), { name: 'CustomName' });
+    const revived = decodeThrown(structuredClone(encodeThrown(named)));
+    assert.equal(revived.name, 'CustomName');
+    assert.equal(revived.message, 'bad');
+    // Names that are properties of every object are not taken for classes.
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const odd = Object.assign(new Error(`named ${name}`), { name });
+      const got = decodeThrown(structuredClone(encodeThrown(odd)));
+      assert.ok(got instanceof Error, name);
+      assert.equal(Object.getPrototypeOf(got), Error.prototype, name);
+      assert.equal(got.name, name);
+      assert.equal(got.message, `named ${name}`);
+    }
   });
 });
