@@ -21,6 +21,17 @@ const REJECTED = 2;
 const ignore = (): void => {};
 
 /**
+ * The executor of every AsyncResult: one function that hands the promise's resolving functions
+ * over through these two variables, not a closure (and its context) allocated for each task.
+ */
+let resolving: ((value: unknown) => void) | undefined;
+let rejecting: ((err: unknown) => void) | undefined;
+function captureResolvers(resolve: (value: never) => void, reject: (err: unknown) => void): void {
+  resolving = resolve as (value: unknown) => void;
+  rejecting = reject;
+}
+
+/**
  * The result of `applyAsync`: `get(timeout)`, `wait(timeout)`, `ready()`, `successful()`, and
  * awaitable. `get` with a timeout rejects with `TimeoutError` while the task keeps running.
  *
@@ -56,14 +67,10 @@ export class AsyncResult<T> extends Promise<T> implements TaskSink {
     observer?: ResultObserver,
     traceTask = task,
   ) {
-    let resolve!: (value: unknown) => void;
-    let reject!: (err: unknown) => void;
-    super((res, rej) => {
-      resolve = res as (value: unknown) => void;
-      reject = rej;
-    });
-    this.resolveResult = resolve;
-    this.rejectResult = reject;
+    super(captureResolvers);
+    this.resolveResult = resolving!;
+    this.rejectResult = rejecting!;
+    resolving = rejecting = undefined;
     this.what = what;
     this.task = task;
     this.callback = callback;

@@ -19,26 +19,36 @@ const ERROR = '__poolscope_error__';
 const UNSENDABLE = '__poolscope_unsendable__';
 
 /**
- * [ERROR, constructor name, name, message, stack, props, has cause, cause, errors], where props
- * is flat: key, value, enumerable for every own property but name, message, stack, cause, errors.
+ * [ERROR, name, message, stack, props, constructor name, shared, has cause, cause, errors], where
+ * props is flat: key, value, enumerable for every own property but name, message, stack, cause,
+ * errors. The items after props are left off while they are the default (most errors end at
+ * props): the constructor name when it is the name; `shared`, true when the graph sent holds an
+ * object twice (shared references, cycles), on the outermost record only; the cause and the
+ * aggregated errors when the error has none.
  */
 type ErrorRecord = [
   typeof ERROR,
   string,
   string,
-  string,
   string | undefined,
   unknown[],
-  boolean,
-  unknown,
-  unknown[] | undefined,
+  (string | undefined)?,
+  boolean?,
+  boolean?,
+  unknown?,
+  (unknown[] | undefined)?,
 ];
 
 /** [UNSENDABLE, kind, description] */
 type MarkerRecord = [typeof UNSENDABLE, string, string];
 
-/** What was thrown: [kind, encoded value]. */
-export type ThrownRecord = ['error' | ThrownKind, unknown];
+/** What was thrown: an Error's record, or [kind, encoded value] for anything else. */
+export type ThrownRecord = ErrorRecord | [ThrownKind, unknown];
+
+/** The objects met so far in a graph being encoded, and whether one was met twice. */
+class Memo extends Map<object, unknown> {
+  shared = false;
+}
 
 type ErrorClass = new (...args: never[]) => Error;
 
@@ -115,7 +125,7 @@ const CLONEABLE_AS_IS = [
   BigUint64Array,
 ];
 
-function encodeValue(value: unknown, memo: Map<object, unknown>): unknown {
+function encodeValue(value: unknown, memo: Memo): unknown {
   switch (typeof value) {
     case 'string':
     case 'number':
@@ -133,7 +143,10 @@ function encodeValue(value: unknown, memo: Map<object, unknown>): unknown {
   if (value === null) return null;
   const obj = value as object;
   const seen = memo.get(obj);
-  if (seen !== undefined) return seen;
+  if (seen !== undefined) {
+    memo.shared = true;
+    return seen;
+  }
   if (isError(obj)) return encodeError(obj, memo);
   // A plain object (an error's `detail`, most often) is none of the kinds below.
   if (Object.getPrototypeOf(obj) === Object.prototype) return encodePlain(obj, memo);
@@ -166,37 +179,36 @@ function encodeValue(value: unknown, memo: Map<object, unknown>): unknown {
 }
 
 /** An object as its own enumerable string-keyed properties, each encoded. */
-function encodePlain(obj: object, memo: Map<object, unknown>): Record<string, unknown> {
+function encodePlain(obj: object, memo: Memo): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   memo.set(obj, out);
   for (const key of Object.keys(obj)) out[key] = encodeValue(safeGet(obj, key), memo);
   return out;
 }
 
-function encodeError(err: Error, memo: Map<object, unknown>): ErrorRecord {
-  const record: ErrorRecord = [
-    ERROR,
-    err.constructor?.name ?? 'Error',
-    String(safeGet(err, 'name') ?? 'Error'),
-    String(safeGet(err, 'message') ?? ''),
-    undefined,
-    [],
-    Object.prototype.hasOwnProperty.call(err, 'cause'),
-    undefined,
-    undefined,
-  ];
+function encodeError(err: Error, memo: Memo): ErrorRecord {
+  const name = String(safeGet(err, 'name') ?? 'Error');
+  const record: ErrorRecord = [ERROR, name, String(safeGet(err, 'message') ?? ''), undefined, []];
   memo.set(err, record);
   const stack = safeGet(err, 'stack');
-  record[4] = typeof stack === 'string' ? stack : undefined;
-  const props = record[5];
+  record[3] = typeof stack === 'string' ? stack : undefined;
+  const props = record[4];
   for (const key of Object.getOwnPropertyNames(err)) {
     if (SKIPPED_ERROR_KEYS.has(key)) continue;
     const enumerable = Object.prototype.propertyIsEnumerable.call(err, key);
     props.push(key, encodeValue(safeGet(err, key), memo), enumerable);
   }
-  if (record[6]) record[7] = encodeValue(safeGet(err, 'cause'), memo);
+  const ctorName = err.constructor?.name ?? 'Error';
+  if (ctorName !== name) record[5] = ctorName;
+  const hasCause = Object.prototype.hasOwnProperty.call(err, 'cause');
   const errors = safeGet(err, 'errors');
-  if (Array.isArray(errors)) record[8] = errors.map((e) => encodeValue(e, memo));
+  if (hasCause || Array.isArray(errors)) {
+    record[5] = ctorName;
+    record[6] = false;
+    record[7] = hasCause;
+    record[8] = hasCause ? encodeValue(safeGet(err, 'cause'), memo) : undefined;
+    record[9] = Array.isArray(errors) ? errors.map((e) => encodeValue(e, memo)) : undefined;
+  }
   return record;
 }
 
@@ -220,11 +232,16 @@ export function encodeThrown(
   thrown: unknown,
   runnerFrames?: readonly [string, string],
 ): ThrownRecord {
-  const memo = new Map<object, unknown>();
+  const memo = new Memo();
   if (isError(thrown)) {
     const record = encodeError(thrown, memo);
-    if (runnerFrames && record[4] !== undefined) record[4] = cutFrames(record[4], runnerFrames);
-    return ['error', record];
+    if (runnerFrames && record[3] !== undefined) record[3] = cutFrames(record[3], runnerFrames);
+    // Told to the receiver, which keeps no memo for a graph without shared objects.
+    if (memo.shared) {
+      if (record.length < 6) record[5] = undefined;
+      record[6] = true;
+    }
+    return record;
   }
   const kind: ThrownKind = thrown === null ? 'null' : (typeof thrown as ThrownKind);
   return [kind, encodeValue(thrown, memo)];
@@ -268,8 +285,14 @@ const STACK_ASSIGNABLE = ((): boolean => {
   }
 })();
 
-function reviveError(record: ErrorRecord, memo: Map<object, unknown>): Error {
-  const [, ctorName, name, message, stack, props, hasCause, cause, errors] = record;
+/**
+ * What a decoded object became, so that shared objects stay shared and cycles end; none for a
+ * graph the sender saw no object twice in (most errors: a Map less per failed task).
+ */
+type DecodeMemo = Map<object, unknown> | undefined;
+
+function reviveError(record: ErrorRecord, memo: DecodeMemo): Error {
+  const [, name, message, stack, props, ctorName = name, , hasCause, cause, errors] = record;
   const ctor =
     registered.get(name) ??
     registered.get(ctorName) ??
@@ -287,7 +310,7 @@ function reviveError(record: ErrorRecord, memo: Map<object, unknown>): Error {
   Error.stackTraceLimit = undefined as unknown as number;
   const err = Reflect.construct(Error, [message], ctor) as Error;
   Error.stackTraceLimit = limit;
-  memo.set(record, err);
+  memo?.set(record, err);
   if (err.name !== name) defineHidden(err, 'name', name);
   if (STACK_ASSIGNABLE) err.stack = stack ?? `${name}: ${message}`;
   else defineHidden(err, 'stack', stack ?? `${name}: ${message}`);
@@ -308,20 +331,20 @@ function reviveError(record: ErrorRecord, memo: Map<object, unknown>): Error {
   return err;
 }
 
-function decodeValue(value: unknown, memo: Map<object, unknown>): unknown {
+function decodeValue(value: unknown, memo: DecodeMemo): unknown {
   if (typeof value !== 'object' || value === null) return value;
-  const seen = memo.get(value);
+  const seen = memo?.get(value);
   if (seen !== undefined) return seen;
   if (Array.isArray(value)) {
     if (isRecord(value, ERROR)) return reviveError(value as ErrorRecord, memo);
     if (isRecord(value, UNSENDABLE)) {
       const out = new UnsendableValue(value[1] as string, value[2] as string);
-      memo.set(value, out);
+      memo?.set(value, out);
       return out;
     }
   }
   // The received graph is a fresh copy made by the clone algorithm: decode it in place.
-  memo.set(value, value);
+  memo?.set(value, value);
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) value[i] = decodeValue(value[i], memo);
   } else if (value instanceof Map) {
@@ -357,10 +380,11 @@ function preview(value: unknown): string {
 
 /** Turns a received `ThrownRecord` back into an `Error`, whatever was thrown. */
 export function decodeThrown(record: ThrownRecord): Error {
-  const memo = new Map<object, unknown>();
-  const [thrownKind, encoded] = record;
-  const value = decodeValue(encoded, memo);
-  if (thrownKind === 'error' && isError(value)) return value;
-  const kind = thrownKind === 'error' ? 'object' : thrownKind;
+  if (isRecord(record, ERROR)) {
+    const shared = (record as ErrorRecord)[6] === true;
+    return reviveError(record as ErrorRecord, shared ? new Map() : undefined);
+  }
+  const [kind, encoded] = record as [ThrownKind, unknown];
+  const value = decodeValue(encoded, new Map());
   return new ThrownValueError(`task threw a non-Error ${kind}: ${preview(value)}`, kind, value);
 }

@@ -180,15 +180,15 @@ describe('the error codec', () => {
     const user = 'Error: boom\n    at parse (/app/job.js:3:9)';
     err.stack = `${user}\n    at drain (/x/dist/core/worker/entry.js:200:5)\n    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)`;
     const runner = ['/x/dist/core/worker/entry.js:', '/x/core/worker/entry.ts:'] as const;
-    const [kind, record] = encodeThrown(err, runner);
-    assert.equal(kind, 'error');
-    assert.equal((record as unknown[])[4], user);
+    const record = encodeThrown(err, runner) as unknown[];
+    assert.equal(record[0], '__poolscope_error__');
+    assert.equal(record[3], user);
     // The frame named as the source it was built from (source maps on) is cut the same way.
     err.stack = `${user}\n    at drain (/x/core/worker/entry.ts:180:7)`;
-    assert.equal((encodeThrown(err, runner)[1] as unknown[])[4], user);
+    assert.equal(encodeThrown(err, runner)[3], user);
     // The error itself is untouched, and without runner frames its stack travels as it is.
     assert.match(err.stack, /entry\.ts/);
-    assert.equal((encodeThrown(err)[1] as unknown[])[4], err.stack);
+    assert.equal(encodeThrown(err)[3], err.stack);
   });
 
   it('keeps shared references among many objects, and does not take inherited names for classes', () => {
