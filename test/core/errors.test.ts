@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { createRequire } from 'node:module';
 import { inspect, types } from 'node:util';
 import { registerErrorClass, ThrownValueError, UnsendableValue } from 'poolscope';
 import { decodeThrown, encodeThrown } from 'poolscope/internal/error-codec';
@@ -223,6 +224,37 @@ describe('the error codec', () => {
       assert.equal(Object.getPrototypeOf(got), Error.prototype, name);
       assert.equal(got.name, name);
       assert.equal(got.message, `named ${name}`);
+    }
+  });
+
+  it("formats only the frames above the runner's, and leaves a program's own formatting alone", () => {
+    const tasks = createRequire(__filename)(fixture('tasks.cjs')) as { fail(i: number): never };
+    // This file plays the runner: its frames are cut, the fixture's frame is kept.
+    const runner = [`${__filename}:`, '/nowhere/entry.ts:'] as const;
+    const thrown = (): Error => {
+      try {
+        tasks.fail(1);
+      } catch (err) {
+        return err as Error;
+      }
+      throw new Error('tasks.fail returned');
+    };
+    const err = thrown();
+    const sent = (encodeThrown(err, runner) as unknown[])[3] as string;
+    assert.match(sent, /^TypeError: cjs failed: 1\n {4}at .*tasks\.cjs:\d+:\d+\)$/);
+    // V8 formatted the error's stack once, without this file's frames.
+    assert.equal(err.stack, sent);
+    // The same text as Node's own formatting cut at the runner's first frame.
+    const formatted = thrown();
+    assert.match(formatted.stack!, /errors\.test\.js/);
+    assert.equal((encodeThrown(formatted, runner) as unknown[])[3], sent);
+    // A program that formats stacks itself keeps its format (then cut as text).
+    const own = Error.prepareStackTrace;
+    Error.prepareStackTrace = (e: Error) => `custom: ${e.message}`;
+    try {
+      assert.equal((encodeThrown(thrown(), runner) as unknown[])[3], 'custom: cjs failed: 1');
+    } finally {
+      Error.prepareStackTrace = own;
     }
   });
 });
