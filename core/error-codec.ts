@@ -231,12 +231,15 @@ const nodePrepareStackTrace = Error.prepareStackTrace;
 
 /** The file whose frames formatStackAbove leaves out, while it formats. */
 let stopFile = '';
+/** Whether formatAbove ran since formatStackAbove set it. */
+let formatted = false;
 
 /**
  * V8's stack formatting (what Node does by default, when no hook and no source maps are set: the
  * error's toString, then `    at ` and each frame's own text), up to the first frame in stopFile.
  */
 function formatAbove(error: Error, frames: NodeJS.CallSite[]): string {
+  formatted = true;
   let text = errorToString.call(error);
   for (const frame of frames) {
     if (frame.getFileName() === stopFile) break;
@@ -246,17 +249,18 @@ function formatAbove(error: Error, frames: NodeJS.CallSite[]): string {
 }
 
 /**
- * Has V8 format `err`'s stack now, without the frames from the first one in `file` on: the text
+ * Has V8 format `err`'s stack now (true if it did), without the frames from the first one in `file` on: the text
  * its own formatting would give, cut there (as cutFrames cuts it), at a fraction of the cost, as
  * every frame formatted costs microseconds and a task's error has its runner's frames below its
  * own. Leaves the stack alone when it is formatted already, when the program formats stacks
  * itself (its own Error.prepareStackTrace), and when source maps are on (Node's formatting maps
  * frames).
  */
-function formatStackAbove(err: Error, file: string): void {
+function formatStackAbove(err: Error, file: string): boolean {
   const sourceMaps = (process as { sourceMapsEnabled?: boolean }).sourceMapsEnabled;
-  if (Error.prepareStackTrace !== nodePrepareStackTrace || sourceMaps !== false) return;
+  if (Error.prepareStackTrace !== nodePrepareStackTrace || sourceMaps !== false) return false;
   stopFile = file;
+  formatted = false;
   Error.prepareStackTrace = formatAbove;
   try {
     void err.stack;
@@ -266,6 +270,7 @@ function formatStackAbove(err: Error, file: string): void {
     Error.prepareStackTrace = nodePrepareStackTrace;
     stopFile = '';
   }
+  return formatted;
 }
 
 /**
@@ -280,9 +285,12 @@ export function encodeThrown(
   const memo = new Memo();
   if (isError(thrown)) {
     // The first of the runner's frames names its file and a colon.
-    if (runnerFrames) formatStackAbove(thrown, runnerFrames[0].slice(0, -1));
+    const cut =
+      runnerFrames !== undefined && formatStackAbove(thrown, runnerFrames[0].slice(0, -1));
     const record = encodeError(thrown, memo);
-    if (runnerFrames && record[3] !== undefined) record[3] = cutFrames(record[3], runnerFrames);
+    // A stack formatted before (or by someone else) is cut as text.
+    if (runnerFrames && !cut && record[3] !== undefined)
+      record[3] = cutFrames(record[3], runnerFrames);
     // Told to the receiver, which keeps no memo for a graph without shared objects.
     if (memo.shared) {
       if (record.length < 6) record[5] = undefined;
