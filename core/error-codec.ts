@@ -224,9 +224,9 @@ function cutFrames(stack: string, frames: readonly [string, string]): string {
   return lineStart === -1 ? stack : stack.slice(0, lineStart);
 }
 
-/** Error.prototype.toString as it was when this module loaded, before a program could replace it. */
+/** Error.prototype.toString as it was when this module loaded, before a program could change it. */
 const errorToString = Error.prototype.toString;
-/** Node's own Error.prepareStackTrace (a function since Node 20.17, undefined before). */
+/** Node's own Error.prepareStackTrace: a function in recent versions, undefined in older ones. */
 const nodePrepareStackTrace = Error.prepareStackTrace;
 
 /** The file whose frames formatStackAbove leaves out, while it formats. */
@@ -249,12 +249,12 @@ function formatAbove(error: Error, frames: NodeJS.CallSite[]): string {
 }
 
 /**
- * Has V8 format `err`'s stack now (true if it did), without the frames from the first one in `file` on: the text
- * its own formatting would give, cut there (as cutFrames cuts it), at a fraction of the cost, as
- * every frame formatted costs microseconds and a task's error has its runner's frames below its
- * own. Leaves the stack alone when it is formatted already, when the program formats stacks
- * itself (its own Error.prepareStackTrace), and when source maps are on (Node's formatting maps
- * frames).
+ * Has V8 format `err`'s stack now (true if it did), without the frames from the first one in
+ * `file` on: the text its own formatting would give, cut there (as cutFrames cuts it), at a
+ * fraction of the cost, as every frame formatted costs microseconds and a task's error has its
+ * runner's frames below its own. Leaves the stack alone when it is formatted already, when the
+ * program formats stacks itself (its own Error.prepareStackTrace), and when source maps are on
+ * (Node's formatting maps frames).
  */
 function formatStackAbove(err: Error, file: string): boolean {
   const sourceMaps = (process as { sourceMapsEnabled?: boolean }).sourceMapsEnabled;
