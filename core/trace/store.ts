@@ -709,6 +709,8 @@ export class Store {
       pool.counts.submitted++;
       pool.counts.queued++;
     }
+    // Every field from the start, the optional ones undefined: the fields a task's later events
+    // set are then stores, not additions that reshape each model (and grow its storage).
     task = {
       id,
       fn: '?',
@@ -716,6 +718,14 @@ export class Store {
       args: '',
       items: 1,
       state: STATE_CODES[code === UNKNOWN ? 0 : code]!,
+      worker: undefined,
+      submittedAt: undefined,
+      startedAt: undefined,
+      endedAt: undefined,
+      durationMs: undefined,
+      queuedMs: undefined,
+      result: undefined,
+      error: undefined,
     };
     if (pool.tasks.size < this.tasksPerPool) {
       pool.tasks.set(id, task);
