@@ -228,6 +228,8 @@ function cutFrames(stack: string, frames: readonly [string, string]): string {
 const errorToString = Error.prototype.toString;
 /** Node's own Error.prepareStackTrace: a function in recent versions, undefined in older ones. */
 const nodePrepareStackTrace = Error.prepareStackTrace;
+/** Whether Error has it as its own property (put back as it was, not as an own `undefined`). */
+const ownPrepareStackTrace = Object.prototype.hasOwnProperty.call(Error, 'prepareStackTrace');
 
 /** The file whose frames formatStackAbove leaves out, while it formats. */
 let stopFile = '';
@@ -267,7 +269,8 @@ function formatStackAbove(err: Error, file: string): boolean {
   } catch {
     // A stack getter of the program's own that throws: encodeError reports it.
   } finally {
-    Error.prepareStackTrace = nodePrepareStackTrace;
+    if (ownPrepareStackTrace) Error.prepareStackTrace = nodePrepareStackTrace;
+    else delete (Error as { prepareStackTrace?: unknown }).prepareStackTrace;
     stopFile = '';
   }
   return formatted;

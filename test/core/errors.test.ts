@@ -240,7 +240,10 @@ describe('the error codec', () => {
       throw new Error('tasks.fail returned');
     };
     const err = thrown();
+    const hook = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace');
     const sent = (encodeThrown(err, runner) as unknown[])[3] as string;
+    // Node's own formatting is back in place, as it was.
+    assert.deepEqual(Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace'), hook);
     assert.match(sent, /^TypeError: cjs failed: 1\n {4}at .*tasks\.cjs:\d+:\d+\)$/);
     // V8 formatted the error's stack once, without this file's frames.
     assert.equal(err.stack, sent);
