@@ -199,10 +199,11 @@ function encodeError(err: Error, memo: Memo): ErrorRecord {
     props.push(key, encodeValue(safeGet(err, key), memo), enumerable);
   }
   const ctorName = err.constructor?.name ?? 'Error';
-  if (ctorName !== name) record[5] = ctorName;
   const hasCause = Object.prototype.hasOwnProperty.call(err, 'cause');
   const errors = safeGet(err, 'errors');
-  if (hasCause || Array.isArray(errors)) {
+  if (!hasCause && !Array.isArray(errors)) {
+    if (ctorName !== name) record[5] = ctorName;
+  } else {
     record[5] = ctorName;
     record[6] = false;
     record[7] = hasCause;
