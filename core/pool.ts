@@ -37,6 +37,7 @@ import { PoolTrace } from './trace/pool-trace';
 import {
   Outcome,
   RESULT_STRIDE,
+  TASK_STRIDE,
   TaskKind,
   packNumbers,
   type FromWorker,
@@ -211,6 +212,15 @@ class WorkerSlot {
   }
 
   /**
+   * Tasks sent and not finished: a thread worker's own count says how many it has finished
+   * (results not taken yet included); otherwise, those whose result has not been taken.
+   */
+  busy(): number {
+    const handle = this.handle;
+    return handle.tasksFinished ? this.assigned - handle.tasksFinished() : this.inflight.length;
+  }
+
+  /**
    * What follows a failed task's name in its stack: where it ran, where it was submitted, and the
    * submitter's frames. The same for every failure of a burst on this worker: built once for the
    * last site asked (a burst's tasks share a site), not joined again for each error.
@@ -241,6 +251,17 @@ type PoolState = 'running' | 'closed' | 'terminated';
 
 /** Most tasks handed to one worker at once, when the queue is deep. */
 const MAX_WINDOW = 128;
+/** The array send() builds its message in, between sends. */
+let spareBatch: TaskBatch | undefined = [];
+
+/** `tasks` with its payloads let go (the array keeps its length and room). */
+function clearBatch(tasks: TaskBatch): TaskBatch {
+  for (let i = 2; i < tasks.length; i += TASK_STRIDE) tasks[i] = 0;
+  return tasks;
+}
+
+/** In a burst of submissions, ready workers get tasks every this many (a power of two). */
+const EAGER_EVERY = 64;
 /** A worker that said it was exiting and has not after this long is killed. */
 const EXITING_GRACE_MS = 2000;
 /** Startup failures in a row (no worker ever became ready) before the pool gives up. */
@@ -388,6 +409,10 @@ export class Pool extends EventEmitter {
   /** Tasks submitted and not yet settled. */
   private pending = 0;
   private dispatchScheduled = false;
+  /** Tasks submitted, counted to send some to workers every EAGER_EVERY of a long burst. */
+  private submittedInTurn = 0;
+  /** An eager send failed in this burst: the rest waits for its end (see fill). */
+  private eagerFailed = false;
   private respawnScheduled = false;
   private startupFailures = 0;
   private refd = true;
@@ -797,6 +822,9 @@ export class Pool extends EventEmitter {
       this.dispatchScheduled = true;
       // Tasks submitted in one go (a loop of applyAsync) leave in batches.
       void SETTLED.then(() => this.dispatch());
+    } else if ((++this.submittedInTurn & (EAGER_EVERY - 1)) === 0 && !this.eagerFailed) {
+      // A long burst: workers get tasks while it goes on, instead of idling until it ends.
+      this.fill(true);
     }
   }
 
@@ -819,6 +847,17 @@ export class Pool extends EventEmitter {
 
   private dispatch(): void {
     this.dispatchScheduled = false;
+    this.eagerFailed = false;
+    this.fill(false);
+  }
+
+  /**
+   * Sends queued tasks to ready workers, each up to its window. `eager`: called from inside a
+   * burst of submissions (a loop of applyAsync), which results cannot interrupt: a thread
+   * worker's own count of tasks finished paces it, and a batch that cannot be sent goes back to
+   * the queue, to fail when the burst is over (not in the middle of the caller's loop).
+   */
+  private fill(eager: boolean): void {
     if (this.queued() === 0) return;
     const maxTasks = this.options.maxTasksPerChild ?? Infinity;
     let ready = 0;
@@ -828,12 +867,10 @@ export class Pool extends EventEmitter {
     const window = Math.min(MAX_WINDOW, Math.max(1, Math.floor(this.queued() / (ready * 2))));
     for (const slot of this.slots) {
       if (slot.state !== 'ready' || slot.timedTask) continue;
-      if (slot.inflight.length > window >> 1) continue;
+      const busy = slot.busy();
+      if (busy > window >> 1) continue;
       const batch: Task[] = [];
-      while (
-        slot.inflight.length + batch.length < window &&
-        slot.assigned + batch.length < maxTasks
-      ) {
+      while (busy + batch.length < window && slot.assigned + batch.length < maxTasks) {
         const next = this.queue[this.queueHead];
         if (!next) break;
         if (next.timeoutMs !== undefined) {
@@ -846,28 +883,49 @@ export class Pool extends EventEmitter {
         }
         batch.push(this.takeNext()!);
       }
-      if (batch.length > 0) this.send(slot, batch);
+      if (batch.length > 0 && !this.send(slot, batch, eager)) {
+        // Back to the front of the queue, in order; the burst's end sends them again.
+        this.queue.splice(this.queueHead, 0, ...batch);
+        if (slot.timedTask === batch[0]) slot.timedTask = undefined;
+        this.eagerFailed = true;
+        return;
+      }
       if (this.queued() === 0) break;
     }
   }
 
-  private send(slot: WorkerSlot, batch: Task[]): void {
-    const tasks: TaskBatch = [];
-    for (const t of batch) tasks.push(t.id, t.fn, t.payload, t.kind);
+  /** False, with nothing sent, if `eager` and some task in the batch cannot be sent. */
+  private send(slot: WorkerSlot, batch: Task[], eager = false): boolean {
+    // The message's array is reused (sending serializes it at once): building a new one for
+    // each batch was about a tenth of what a burst allocates. A send within a send (a payload's
+    // getter submitting a task) builds its own.
+    const tasks = spareBatch ?? [];
+    spareBatch = undefined;
+    let n = 0;
+    for (const t of batch) {
+      tasks[n++] = t.id;
+      tasks[n++] = t.fn;
+      tasks[n++] = t.payload;
+      tasks[n++] = t.kind;
+    }
+    tasks.length = n;
     try {
       slot.handle.send({ t: 'run', tasks });
     } catch (err) {
+      spareBatch = clearBatch(tasks);
+      if (eager) return false;
       if (batch.length > 1) {
         // Something in the batch cannot be sent: send the tasks one by one, so only the
         // offending ones fail.
         for (const task of batch) this.send(slot, [task]);
-        return;
+        return true;
       }
       const task = batch[0]!;
       if (slot.timedTask === task) slot.timedTask = undefined;
       this.settle(task, false, this.unsendable(slot, task, err));
-      return;
+      return true;
     }
+    spareBatch = clearBatch(tasks);
     const wasIdle = slot.inflight.length === 0;
     for (const task of batch) {
       task.slot = slot;
@@ -878,6 +936,7 @@ export class Pool extends EventEmitter {
       }
     }
     if (this.trace && wasIdle) this.markStarted(slot.inflight[0]!, slot, tick());
+    return true;
   }
 
   /** For the trace: a worker runs its tasks in order, so the head of its list is running. */

@@ -10,6 +10,9 @@ import {
 import type { FromWorker, ToWorker } from '../wire';
 
 const SIGNALS = { SIGTERM: 15, SIGKILL: 9 } as const;
+/** Indexes of the counters shared with the worker. */
+const SENT = 0;
+const FINISHED = 1;
 
 export class ThreadWorker implements WorkerHandle {
   readonly backend = 'thread';
@@ -22,14 +25,17 @@ export class ThreadWorker implements WorkerHandle {
   private readonly tail = new StderrTail();
   private stoppedBy: keyof typeof SIGNALS | undefined;
   private outOfMemory = false;
-  /** Messages sent, counted where the worker can wait for the count to change (see entry.ts). */
-  private readonly sent = new Int32Array(new SharedArrayBuffer(4));
+  /**
+   * Shared with the worker (see entry.ts): [0] messages sent, counted where the worker can wait
+   * for the count to change; [1] tasks the worker has finished, which it counts as it goes.
+   */
+  private readonly counters = new Int32Array(new SharedArrayBuffer(8));
 
   constructor(options: SpawnOptions) {
     // Not `stderr: true`: a piped stderr stream keeps the program alive even after unref()
     // (seen on Node 20). The thread's stderr goes straight to ours; the entry sends us a copy.
     this.worker = new Worker(WORKER_ENTRY, {
-      workerData: { sent: this.sent },
+      workerData: { counters: this.counters },
       ...(options.env ? { env: options.env } : {}),
       ...(options.execArgv ? { execArgv: options.execArgv } : {}),
       ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
@@ -60,8 +66,12 @@ export class ThreadWorker implements WorkerHandle {
 
   send(msg: ToWorker): void {
     this.worker.postMessage(msg);
-    Atomics.add(this.sent, 0, 1);
-    Atomics.notify(this.sent, 0, 1);
+    Atomics.add(this.counters, SENT, 1);
+    Atomics.notify(this.counters, SENT, 1);
+  }
+
+  tasksFinished(): number {
+    return Atomics.load(this.counters, FINISHED);
   }
 
   checkSendable(value: unknown): void {

@@ -31,6 +31,11 @@ export interface WorkerHandle {
   send(msg: ToWorker): void;
   /** Throws the clone error if `value` cannot travel to this worker. */
   checkSendable(value: unknown): void;
+  /**
+   * Threads only: how many of the tasks sent the worker has finished so far, its results sent
+   * or not. The pool reads it to pace a burst of submissions while it cannot take results.
+   */
+  tasksFinished?(): number;
   onMessage: (msg: FromWorker) => void;
   onExit: (exit: WorkerExit) => void;
   /** The last lines the worker wrote to stderr (it is also forwarded to ours). */

@@ -45,13 +45,21 @@ interface Channel {
    */
   idleWait?:
     ((spinMs: number, waitMs: number, listener: (msg: ToWorker) => void) => boolean) | undefined;
+  /**
+   * Threads only: counters shared with the pool; this worker stores in [1] how many tasks it has
+   * finished, which the pool reads to pace a burst it cannot take results during.
+   */
+  progress?: Int32Array | undefined;
 }
 
 function threadChannel(): Channel {
   const port = parentPort!;
-  const sent = (workerData as { sent?: Int32Array } | null)?.sent;
+  // [0]: messages the main thread sent; [1]: tasks finished here (see ThreadWorker).
+  const counters = (workerData as { counters?: Int32Array } | null)?.counters;
+  const sent = counters;
   let seen = 0;
   return {
+    progress: counters,
     idleWait: sent
       ? (spinMs, waitMs, listener) => {
           for (;;) {
@@ -101,6 +109,7 @@ function processChannel(): Channel {
 }
 
 const channel = isMainThread ? processChannel() : threadChannel();
+const progress = channel.progress;
 const TS_MODULE = /\.(?:ts|mts|cts)$/;
 
 /**
@@ -187,6 +196,8 @@ let head = 0;
 let draining = false;
 let exitRequested = false;
 let outbox: ResultBatch = [];
+/** Tasks finished here, counted in `channel.progress[1]` (threads) as they finish. */
+let finished = 0;
 let oldestUnsent = 0;
 /** Results are held at most this long (ms) while later short tasks run, to batch them. */
 const HOLD_MS = 0.2;
@@ -277,13 +288,34 @@ function start(name: string, payload: Payload, kind: TaskKind): unknown {
   }
 }
 
-async function drain(): Promise<void> {
-  draining = true;
-  // One clock read per task: when a task ends is when the next one starts (a timed task's
-  // duration) and when whether to send the results held is decided; read again after a send.
-  let clock = performance.now();
-  const began = clock;
-  let ran = 0;
+/** When the task running now started (performance.now()), for its duration. */
+let clock = 0;
+/** When this drain began: it gives the event loop a turn every LOOP_TURN_MS. */
+let began = 0;
+/** Tasks run since the worker last went idle (see SPIN_AFTER_TASKS). */
+let ran = 0;
+
+/** A task's outcome, the results held sent if it is time, the next task's clock started. */
+function finish(id: number, outcome: Outcome, value: unknown, startedAt: number): void {
+  clock = performance.now();
+  push(id, outcome, value, timed ? Math.round((clock - startedAt) * 1000) : 0, clock);
+  if (progress) Atomics.store(progress, 1, ++finished);
+}
+
+/**
+ * Runs the queued tasks in order, then waits a moment for more (threads). Synchronous: a task
+ * whose function returns a promise is awaited by resume(), which calls this again (`resumed`)
+ * once it has settled. A loop with no `await` in it is a much smaller compile for the engine
+ * (every worker thread compiles it during its first burst), and a task's error stack holds one
+ * frame of this file below the task's own (each frame costs the worker time to capture).
+ */
+function drain(resumed?: unknown): void {
+  if (resumed !== true) {
+    // One clock read per task: when a task ends is when the next one starts (a timed task's
+    // duration) and when whether to send the results held is decided; read again after a send.
+    clock = began = performance.now();
+    ran = 0;
+  }
   for (;;) {
     while (head < queue.length) {
       if (
@@ -304,23 +336,21 @@ async function drain(): Promise<void> {
       let outcome: Outcome = Outcome.Succeeded;
       let value: unknown;
       try {
-        // An apply task is called right here, so that an error's stack holds one frame of ours
-        // below the task's own: every frame costs the worker time to capture and format.
+        // An apply task is called right here (see above).
         value =
           kind === TaskKind.Apply && Array.isArray(payload)
             ? lookup(name)(...unmarshalArgs(payload))
             : start(name, payload, kind);
         if (isPromiseLike(value)) {
-          flush();
-          value = await value;
+          void resume(value, id, startedAt, name, payload);
+          return;
         }
       } catch (err) {
         if (PAUSE_ON_TASK_ERROR) pauseOnTaskError(err, name, payload);
         outcome = Outcome.Failed;
         value = encodeThrown(err, RUNNER_FRAMES);
       }
-      clock = performance.now();
-      push(id, outcome, value, timed ? Math.round((clock - startedAt) * 1000) : 0, clock);
+      finish(id, outcome, value, startedAt);
     }
     queue.length = 0;
     head = 0;
@@ -340,6 +370,29 @@ async function drain(): Promise<void> {
   }
   draining = false;
   if (exitRequested) process.exit(0);
+}
+
+/** A task that returned a promise: its outcome once settled, then the rest of the queue. */
+async function resume(
+  pending: PromiseLike<unknown>,
+  id: number,
+  startedAt: number,
+  name: string,
+  payload: Payload,
+): Promise<void> {
+  // What waits behind it is sent first.
+  flush();
+  let outcome: Outcome = Outcome.Succeeded;
+  let value: unknown;
+  try {
+    value = await pending;
+  } catch (err) {
+    if (PAUSE_ON_TASK_ERROR) pauseOnTaskError(err, name, payload);
+    outcome = Outcome.Failed;
+    value = encodeThrown(err, RUNNER_FRAMES);
+  }
+  finish(id, outcome, value, startedAt);
+  drain(true);
 }
 
 async function runTarget(init: InitMessage): Promise<void> {

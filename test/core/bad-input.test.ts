@@ -135,6 +135,39 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it('in a long burst, a task that cannot be sent fails once the burst is over, not inside it', async () => {
+      await withPool({ module: fixture('tasks.mjs'), backend, size: 2 }, async (pool) => {
+        await pool.apply('square', [1]); // a worker ready: a long burst sends tasks as it goes
+        let inBurst = true;
+        let calledInBurst: boolean | undefined;
+        const results = [];
+        for (let i = 0; i < 300; i++) {
+          if (i === 5) {
+            const errorCallback = (): void => void (calledInBurst = inBurst);
+            results.push(pool.applyAsync('echo', [() => i], { errorCallback }));
+          } else results.push(pool.applyAsync('echo', [i]));
+        }
+        inBurst = false;
+        const settled = await Promise.allSettled(results);
+        assert.equal(calledInBurst, false, 'the errorCallback ran inside the loop of applyAsync');
+        const rejected = settled.flatMap((s, i) => (s.status === 'rejected' ? [i] : []));
+        assert.deepEqual(rejected, [5]);
+        const err = (settled[5] as PromiseRejectedResult).reason as SerializationError;
+        assert.ok(err instanceof SerializationError);
+        assert.match(err.message, /argument 0 of echo\(\) cannot be sent to a worker/);
+        const values = settled.map((s) => (s.status === 'fulfilled' ? s.value : 'x'));
+        assert.deepEqual(values, [
+          0,
+          1,
+          2,
+          3,
+          4,
+          'x',
+          ...Array.from({ length: 294 }, (_, k) => k + 6),
+        ]);
+      });
+    });
+
     it('a result that cannot be sent back names the function; the pool carries on', async () => {
       await withPool({ module: fixture('tasks.mjs'), backend, size: 1 }, async (pool) => {
         const results = [

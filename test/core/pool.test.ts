@@ -44,6 +44,31 @@ describe('one import switches the backend', () => {
   });
 });
 
+describe('a long burst of submissions on the thread backend', () => {
+  it('starts running tasks while the loop of applyAsync is still going', async () => {
+    await withPool({ module: fixture('tasks.mjs'), backend: 'thread', size: 2 }, async (pool) => {
+      await pool.apply('square', [1]); // a worker ready
+      const counter = new SharedArrayBuffer(4);
+      const ran = new Int32Array(counter);
+      const nap = new Int32Array(new SharedArrayBuffer(4));
+      const results: Promise<number>[] = [];
+      for (let i = 0; i < 256; i++) results.push(pool.applyAsync<number>('tally', [counter]));
+      // Still in the same synchronous turn: no result can have been taken, yet the workers, told
+      // of tasks as the loop went, run them. Without that, this waits out its deadline.
+      const deadline = Date.now() + 20_000;
+      while (Atomics.load(ran, 0) === 0 && Date.now() < deadline) Atomics.wait(nap, 0, 0, 1);
+      const seen = Atomics.load(ran, 0);
+      for (let i = 0; i < 256; i++) results.push(pool.applyAsync<number>('tally', [counter]));
+      assert.ok(seen > 0, 'no task ran before the loop of applyAsync ended');
+      const counts = (await Promise.all(results)).sort((a, b) => a - b);
+      assert.deepEqual(
+        counts,
+        Array.from({ length: 512 }, (_, k) => k + 1),
+      );
+    });
+  });
+});
+
 for (const backend of BACKENDS) {
   describe(`pool on the ${backend} backend`, () => {
     const tasks = fixture('tasks.mjs');
