@@ -15,7 +15,7 @@
 import { BarTable } from './bars';
 import type { ErrorInfo, EventOf, TraceEvent } from './protocol';
 import { OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION } from './version';
-import { forEachTaskRecord, type TaskRecordVisitor } from './task-batch';
+import { forEachTaskRecord, type TaskArgs, type TaskRecordVisitor } from './task-batch';
 
 export type TaskState = 'queued' | 'running' | 'passed' | 'failed' | 'errored';
 
@@ -215,40 +215,43 @@ export interface StoreOptions {
 class StateTable {
   private codes = new Uint8Array(1024).fill(UNKNOWN);
   /**
-   * The pool's first FRONT_SCAN task models were all queued or running when last scanned, and
-   * none has settled or gone since: eviction need not scan them again.
+   * The ids of the pool's kept task models that have settled, in the order they settled (an id
+   * whose model has since gone is skipped when met): eviction takes the first.
    */
-  frontClean = false;
-  /**
-   * The pool's task models in the order `pool.tasks` holds them, with the ones since dropped
-   * left in place (an entry is live while `pool.tasks` maps its id to its model): eviction walks
-   * this from the front instead of the Map, whose iteration from the front crosses every entry
-   * deleted there since it last compacted.
-   */
-  orderIds: number[] = [];
-  orderModels: (TaskModel | undefined)[] = [];
-  head = 0;
+  private settled: number[] = [];
+  private settledHead = 0;
 
-  added(task: TaskModel): void {
-    this.orderIds.push(task.id);
-    this.orderModels.push(task);
+  /** A kept task model has settled. */
+  pushSettled(id: number): void {
+    this.settled.push(id);
   }
 
-  /** Drops the entries before `head`, and dead ones between, when they pile up. */
-  compact(tasks: Map<number, TaskModel>): void {
-    const ids: number[] = [];
-    const models: (TaskModel | undefined)[] = [];
-    for (let p = this.head; p < this.orderIds.length; p++) {
-      const id = this.orderIds[p]!;
-      const model = this.orderModels[p];
-      if (model !== undefined && tasks.get(id) === model) {
-        ids.push(id);
-        models.push(model);
-      }
+  /**
+   * The id of the kept task model that settled first, still kept and settled (looked up in
+   * `tasks`), or undefined; ids met that no longer qualify are dropped.
+   */
+  firstSettled(tasks: Map<number, TaskModel>): number | undefined {
+    const ids = this.settled;
+    while (this.settledHead < ids.length) {
+      const id = ids[this.settledHead]!;
+      const state = tasks.get(id)?.state;
+      if (state !== undefined && state !== 'queued' && state !== 'running') return id;
+      this.settledHead++;
     }
-    this.orderIds = ids;
-    this.orderModels = models;
-    this.head = 0;
+    if (this.settledHead > 0) {
+      ids.length = 0;
+      this.settledHead = 0;
+    }
+    return undefined;
+  }
+
+  /** Drops the first settled id (its model has just been evicted). */
+  shiftSettled(): void {
+    this.settledHead++;
+    if (this.settledHead > 4096 && this.settledHead * 2 > this.settled.length) {
+      this.settled.splice(0, this.settledHead);
+      this.settledHead = 0;
+    }
   }
 
   get(id: number): number {
@@ -268,8 +271,6 @@ class StateTable {
 }
 
 const RANK = [0, 1, 2, 2, 2];
-/** How far from the front eviction looks for a settled task. */
-const FRONT_SCAN = 64;
 
 export class Store {
   readonly runs = new Map<string, RunModel>();
@@ -699,16 +700,21 @@ export class Store {
     return this.lastTable!;
   }
 
+  /** The state code of a task the table has (first seen: queued, and counted as submitted). */
+  private seen(pool: PoolModel, table: StateTable, id: number): number {
+    const code = table.get(id);
+    if (code !== UNKNOWN) return code;
+    table.set(id, 0);
+    pool.counts.submitted++;
+    pool.counts.queued++;
+    return 0;
+  }
+
   private task(pool: PoolModel, id: number): TaskModel {
     let task = pool.tasks.get(id);
     if (task) return task;
     const table = this.table(pool);
-    const code = table.get(id);
-    if (code === UNKNOWN) {
-      table.set(id, 0);
-      pool.counts.submitted++;
-      pool.counts.queued++;
-    }
+    const code = this.seen(pool, table, id);
     // Every field from the start, the optional ones undefined: the fields a task's later events
     // set are then stores, not additions that reshape each model (and grow its storage).
     task = {
@@ -717,7 +723,7 @@ export class Store {
       kind: 'apply',
       args: '',
       items: 1,
-      state: STATE_CODES[code === UNKNOWN ? 0 : code]!,
+      state: STATE_CODES[code]!,
       worker: undefined,
       submittedAt: undefined,
       startedAt: undefined,
@@ -727,72 +733,34 @@ export class Store {
       result: undefined,
       error: undefined,
     };
-    if (pool.tasks.size < this.tasksPerPool) {
-      pool.tasks.set(id, task);
-      table.added(task);
-      return task;
-    }
-    if (table.frontClean && pool.tasks.size > FRONT_SCAN && task.state === 'queued') {
-      // evictOne's choice, known without adding it: no settled task near the front, so the
-      // one just added, only queued, is the one that goes.
-      pool.evicted = pool.counts.submitted - pool.tasks.size;
-      return task;
-    }
-    pool.tasks.set(id, task);
-    table.added(task);
-    this.evictOne(pool, task, table);
-    // Every task seen has a model kept or is counted here, once (a task dropped, then seen
-    // again, was counted for each of its events).
-    pool.evicted = pool.counts.submitted - pool.tasks.size;
+    this.keep(pool, table, task);
     return task;
   }
 
   /**
-   * Drops one task model: the oldest settled one near the front; failing that, the task just
-   * added if it is only queued (the tasks queued first run first, so they are the ones to keep
-   * in view); failing that, the oldest.
+   * Keeps a new task model, within `tasksPerPool`: when there are that many, the model that
+   * settled first goes; failing that, the new one is not kept if it is only queued (the tasks
+   * queued first run first, so they are the ones to keep in view); failing that, the oldest
+   * goes. Every task seen has a model kept or is counted in `evicted`, once (a task dropped,
+   * then seen again, is not counted again).
    */
-  private evictOne(pool: PoolModel, added: TaskModel, table: StateTable): void {
-    let scanned = 0;
-    let victim: number | undefined;
-    // The scan reaches the task just added only in a small map; then it is not remembered.
-    const addedScanned = pool.tasks.size <= FRONT_SCAN;
-    const { orderIds: ids, orderModels: models } = table;
-    // Past the dropped entries at the front: the first live one is the Map's first.
-    let p = table.head;
-    while (p < ids.length && pool.tasks.get(ids[p]!) !== models[p]) models[p++] = undefined;
-    table.head = p;
-    const first = ids[p];
-    let dead = 0;
-    if (!table.frontClean || addedScanned) {
-      // The Map's entries from the front, in its order: the live ones.
-      for (; p < ids.length; p++) {
-        const task = models[p]!;
-        if (pool.tasks.get(ids[p]!) !== task) {
-          dead++;
-          continue;
-        }
-        if (task.state !== 'queued' && task.state !== 'running') {
-          victim = task.id;
-          break;
-        }
-        if (++scanned >= FRONT_SCAN) break;
+  private keep(pool: PoolModel, table: StateTable, task: TaskModel): void {
+    if (pool.tasks.size >= this.tasksPerPool) {
+      const victim = table.firstSettled(pool.tasks);
+      if (victim !== undefined) {
+        pool.tasks.delete(victim);
+        table.shiftSettled();
+      } else if (task.state === 'queued') {
+        pool.evicted = pool.counts.submitted - pool.tasks.size;
+        return;
+      } else {
+        const oldest = pool.tasks.keys().next();
+        if (!oldest.done) pool.tasks.delete(oldest.value);
       }
     }
-    table.frontClean = victim === undefined && !addedScanned;
-    if (victim === undefined) {
-      if (added.state === 'queued') victim = added.id;
-      else {
-        victim = first;
-        table.frontClean = false;
-      }
-    } else table.frontClean = false;
-    if (victim !== undefined) {
-      pool.tasks.delete(victim);
-    }
-    // Compacted when a scan crossed many dropped entries (each eviction drops at most one near
-    // the front), or when the dropped ones before the head are most of the lists.
-    if (dead > 32 || (table.head > 4096 && table.head * 2 > ids.length)) table.compact(pool.tasks);
+    pool.tasks.set(task.id, task);
+    if (RANK[STATE_CODE[task.state]]! >= 2) table.pushSettled(task.id);
+    pool.evicted = pool.counts.submitted - pool.tasks.size;
   }
 
   private barsOf(pool: PoolModel): BarTable | undefined {
@@ -818,7 +786,8 @@ export class Store {
     pool.counts[state]++;
     table.set(task.id, to);
     task.state = state;
-    if (to >= 2) table.frontClean = false;
+    if (RANK[to]! >= 2 && RANK[from]! < 2 && pool.tasks.get(task.id) === task)
+      table.pushSettled(task.id);
     return true;
   }
 
@@ -878,15 +847,30 @@ export class Store {
     id: number,
     fn: string,
     kind: string,
-    args: string,
+    /** The preview, or what writes it (asked only for a model kept). */
+    args: string | TaskArgs,
     items: number,
   ): void {
-    const task = this.task(pool, id);
-    task.fn = fn;
-    task.kind = kind;
-    task.args = args;
-    task.items = items;
-    task.submittedAt = ts;
+    let task = pool.tasks.get(id);
+    if (task === undefined) {
+      const table = this.table(pool);
+      if (
+        this.seen(pool, table, id) === 0 &&
+        pool.tasks.size >= this.tasksPerPool &&
+        table.firstSettled(pool.tasks) === undefined
+      ) {
+        // keep()'s choice, known before building the model: counted, not kept. In a burst, most
+        // submissions arrive this way.
+        pool.evicted = pool.counts.submitted - pool.tasks.size;
+      } else task = this.task(pool, id);
+    }
+    if (task !== undefined) {
+      task.fn = fn;
+      task.kind = kind;
+      task.args = typeof args === 'string' ? args : args.text();
+      task.items = items;
+      task.submittedAt = ts;
+    }
     const bars = this.barsOf(pool);
     if (bars) {
       const row = bars.row(id, this.version);

@@ -62,7 +62,8 @@ export interface TaskRecordVisitor {
     fn: string,
     kind: TaskKindName,
     items: number,
-    args: string,
+    /** The arguments' preview, written when asked (a consumer that keeps no model never asks). */
+    args: TaskArgs,
   ): void;
   started(pool: string, ts: number, task: number, worker: number): void;
   succeeded(
@@ -75,6 +76,27 @@ export interface TaskRecordVisitor {
     durationMs: number,
     queuedMs: number,
   ): void;
+}
+
+/**
+ * A submission's arguments: `text()` is their preview. One object serves every record of a walk:
+ * read it during the visitor's call, not after.
+ */
+export interface TaskArgs {
+  text(): string;
+}
+
+/** The TaskArgs of forEachTaskRecord: the record being visited's arguments. */
+class ArgsCursor implements TaskArgs {
+  ops: Int32Array = new Int32Array(0);
+  from = 0;
+  /** ≥ 0: that many integers at `from`; < 0: `preview` is the text. */
+  count = 0;
+  preview = '';
+
+  text(): string {
+    return this.count < 0 ? this.preview : argsText(this.ops, this.from, this.count);
+  }
 }
 
 function entry<T>(table: readonly T[], index: number, what: string, at: number): T {
@@ -111,6 +133,8 @@ export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisi
   if (!Array.isArray(pools) || !Array.isArray(fns) || !Array.isArray(strings))
     throw new Error('tasks: pools, fns and strings must be arrays');
   const ops = decodeOps(event.ops);
+  const args = new ArgsCursor();
+  args.ops = ops;
   // Whole microseconds (see now() in emitter.ts): a record's time is then the same number as the
   // same instant written as an event's own ts.
   const base = Math.round(event.ts * 1000);
@@ -136,11 +160,11 @@ export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisi
       case OP_SUBMITTED: {
         need(7, at);
         const argc = ops[i + 6]!;
-        let args: string;
-        if (argc < 0) args = entry(strings, -argc - 1, 'args', at);
+        args.count = argc;
+        if (argc < 0) args.preview = entry(strings, -argc - 1, 'args', at);
         else {
           need(7 + argc, at);
-          args = argsText(ops, i + 7, argc);
+          args.from = i + 7;
         }
         visit.submitted(
           pool,
@@ -194,7 +218,17 @@ export function expandTasks(event: EventOf<'tasks'>): TraceEvent[] {
   const out: TraceEvent[] = [];
   forEachTaskRecord(event, {
     submitted(pool, ts, task, fn, kind, items, args) {
-      out.push({ ...envelope, ts, type: 'task.submitted', pool, task, fn, kind, args, items });
+      out.push({
+        ...envelope,
+        ts,
+        type: 'task.submitted',
+        pool,
+        task,
+        fn,
+        kind,
+        args: args.text(),
+        items,
+      });
     },
     started(pool, ts, task, worker) {
       out.push({ ...envelope, ts, type: 'task.started', pool, task, worker });
