@@ -251,6 +251,9 @@ type PoolState = 'running' | 'closed' | 'terminated';
 
 /** Most tasks handed to one worker at once, when the queue is deep. */
 const MAX_WINDOW = 128;
+const APPLY = TaskKind.Apply;
+const APPLY_ONE = TaskKind.ApplyOne;
+
 /** The array send() builds its message in, between sends. */
 let spareBatch: TaskBatch | undefined = [];
 
@@ -905,8 +908,14 @@ export class Pool extends EventEmitter {
     for (const t of batch) {
       tasks[n++] = t.id;
       tasks[n++] = t.fn;
-      tasks[n++] = t.payload;
-      tasks[n++] = t.kind;
+      const payload = t.payload;
+      if (t.kind === APPLY && payload.length === 1) {
+        tasks[n++] = payload[0];
+        tasks[n++] = APPLY_ONE;
+      } else {
+        tasks[n++] = payload;
+        tasks[n++] = t.kind;
+      }
     }
     tasks.length = n;
     try {

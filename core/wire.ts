@@ -13,6 +13,11 @@ export const TaskKind = {
   MapChunk: 1,
   /** payload is a chunk of argument lists: `payload.map(args => fn(...args))`. */
   StarmapChunk: 2,
+  /**
+   * On the wire only: an Apply task with one argument, sent as the argument itself (`fn(arg)`):
+   * no array to clone and rebuild for each task.
+   */
+  ApplyOne: 3,
 } as const;
 export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
 
@@ -20,7 +25,7 @@ export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
  * Tasks, flat: task id, function name, payload, kind; then the next task's four. One flat array
  * clones faster than an array per task, and a batch of 128 trivial tasks is mostly overhead.
  */
-export type TaskBatch = (number | string | Payload)[];
+export type TaskBatch = unknown[];
 /** A task's arguments, or a map chunk's items; a chunk of plain numbers travels packed. */
 export type Payload = unknown[] | Float64Array;
 

@@ -79,23 +79,23 @@ function typeOf(spec: TypeSpec): CType {
 /** In the worker: descriptors back into objects over the same memory. */
 export function unmarshalArgs(args: unknown[]): unknown[] {
   for (let i = 0; i < args.length; i++) {
-    const a = args[i] as Partial<Marked> | null;
-    if (typeof a !== 'object' || a === null || a[TAG] === undefined) continue;
-    if (a[TAG] === 'proxy') {
-      args[i] = reviveProxy(a.d as ProxyDescriptor);
-      continue;
-    }
-    if (a[TAG] === 'sync') {
-      args[i] = reviveSync(a.d as SyncDescriptor);
-      continue;
-    }
-    const d = a.d as SharedDescriptor;
-    const lock = d.lock ? (reviveSync(d.lock) as Lock | RLock) : false;
-    const memory = openMemory(d.memory);
-    args[i] =
-      d.kind === 'Value'
-        ? new Value(typeOf(d.type), undefined, { lock }, memory)
-        : new SharedArray(typeOf(d.type), d.length, { lock }, memory);
+    const a = args[i];
+    if (typeof a === 'object' && a !== null && (a as Partial<Marked>)[TAG] !== undefined)
+      args[i] = unmarshalArg(a);
   }
   return args;
+}
+
+/** One argument: a descriptor back into its object, anything else as it is. */
+export function unmarshalArg(arg: unknown): unknown {
+  const a = arg as Partial<Marked> | null;
+  if (typeof a !== 'object' || a === null || a[TAG] === undefined) return arg;
+  if (a[TAG] === 'proxy') return reviveProxy(a.d as ProxyDescriptor);
+  if (a[TAG] === 'sync') return reviveSync(a.d as SyncDescriptor);
+  const d = a.d as SharedDescriptor;
+  const lock = d.lock ? (reviveSync(d.lock) as Lock | RLock) : false;
+  const memory = openMemory(d.memory);
+  return d.kind === 'Value'
+    ? new Value(typeOf(d.type), undefined, { lock }, memory)
+    : new SharedArray(typeOf(d.type), d.length, { lock }, memory);
 }

@@ -15,7 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serialize } from 'node:v8';
 import { encodeThrown } from '../error-codec';
 import { FunctionNotFoundError } from '../errors';
-import { unmarshalArgs } from '../shared/marshal';
+import { unmarshalArg, unmarshalArgs } from '../shared/marshal';
 import { dieWithParent } from './parent-watch';
 import { locateSyntaxError } from './syntax-location';
 import {
@@ -272,6 +272,7 @@ const STARTED = Promise.resolve();
 
 function start(name: string, payload: Payload, kind: TaskKind): unknown {
   const fn = lookup(name);
+  if (kind === TaskKind.ApplyOne) return fn(unmarshalArg(payload));
   // A packed chunk holds only numbers: nothing to unmarshal.
   if (!Array.isArray(payload)) return runChunk(fn, payload, false);
   switch (kind) {
@@ -338,9 +339,11 @@ function drain(resumed?: unknown): void {
       try {
         // An apply task is called right here (see above).
         value =
-          kind === TaskKind.Apply && Array.isArray(payload)
-            ? lookup(name)(...unmarshalArgs(payload))
-            : start(name, payload, kind);
+          kind === TaskKind.ApplyOne
+            ? lookup(name)(unmarshalArg(payload))
+            : kind === TaskKind.Apply && Array.isArray(payload)
+              ? lookup(name)(...unmarshalArgs(payload))
+              : start(name, payload, kind);
         if (isPromiseLike(value)) {
           void resume(value, id, startedAt, name, payload);
           return;

@@ -81,6 +81,16 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it('a lone argument arrives as it left: an array, undefined, an object (sent without its list)', async () => {
+      await withPool({ module: tasks, backend, size: 1 }, async (pool) => {
+        assert.deepEqual(await pool.apply('echo', [[1, [2]]]), [1, [2]]);
+        assert.equal(await pool.apply('echo', [undefined]), undefined);
+        assert.deepEqual(await pool.apply('echo', [{ a: [1] }]), { a: [1] });
+        assert.equal(await pool.apply('add', [2, 3]), 5);
+        assert.equal(await pool.apply('readSetup', []), null);
+      });
+    });
+
     it('applyAsync calls callback with the value and errorCallback with the error, once each', async () => {
       await withPool({ module: tasks, backend, size: 2 }, async (pool) => {
         const values: number[] = [];
