@@ -181,10 +181,70 @@ class Task {
 
 type SlotState = 'starting' | 'ready' | 'retiring' | 'gone';
 
+/**
+ * A worker's tasks, in the order it runs them: taken from the front as results arrive. Not an
+ * array's shift(), which copies the whole array when the engine cannot move its start (a large
+ * array, or while the garbage collector marks): a long burst puts thousands of tasks here.
+ */
+class TaskList {
+  private items: (Task | undefined)[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  first(): Task | undefined {
+    return this.items[this.head];
+  }
+
+  push(task: Task): void {
+    this.items.push(task);
+  }
+
+  shift(): Task | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const task = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items.splice(0, this.head);
+      this.head = 0;
+    }
+    return task;
+  }
+
+  /** Takes out the task with this id, wherever it is. */
+  take(id: number): Task | undefined {
+    for (let i = this.head; i < this.items.length; i++) {
+      const task = this.items[i]!;
+      if (task.id === id) {
+        this.items.splice(i, 1);
+        return task;
+      }
+    }
+    return undefined;
+  }
+
+  /** Takes out every task, in order. */
+  takeAll(): Task[] {
+    const tasks = this.items.slice(this.head) as Task[];
+    this.items = [];
+    this.head = 0;
+    return tasks;
+  }
+
+  *[Symbol.iterator](): IterableIterator<Task> {
+    for (let i = this.head; i < this.items.length; i++) yield this.items[i]!;
+  }
+}
+
 class WorkerSlot {
   state: SlotState = 'starting';
   /** Tasks handed to this worker, in the order it runs them. */
-  readonly inflight: Task[] = [];
+  readonly inflight = new TaskList();
   assigned = 0;
   completed = 0;
   /** Set when the pool stops the worker on purpose. */
@@ -944,7 +1004,7 @@ export class Pool extends EventEmitter {
         task.timer = setTimeout(() => this.timedOut(slot, task), task.timeoutMs);
       }
     }
-    if (this.trace && wasIdle) this.markStarted(slot.inflight[0]!, slot, tick());
+    if (this.trace && wasIdle) this.markStarted(slot.inflight.first()!, slot, tick());
     return true;
   }
 
@@ -1043,13 +1103,9 @@ export class Pool extends EventEmitter {
       const ranUs = results[r + 3] as number;
       // A worker runs its tasks in order, so the result is for the first one, unless that one
       // was settled already (timed out).
-      let task: Task | undefined;
-      if (slot.inflight[0]?.id === id) task = slot.inflight.shift()!;
-      else {
-        const index = slot.inflight.findIndex((t) => t.id === id);
-        if (index === -1) continue;
-        task = slot.inflight.splice(index, 1)[0]!;
-      }
+      const task =
+        slot.inflight.first()?.id === id ? slot.inflight.shift() : slot.inflight.take(id);
+      if (task === undefined) continue;
       slot.completed++;
       if (slot.timedTask === task) slot.timedTask = undefined;
       if (this.trace) this.markStarted(task, slot, at);
@@ -1078,7 +1134,7 @@ export class Pool extends EventEmitter {
         if (this.trace) at = tick();
       }
     }
-    if (this.trace && slot.inflight.length > 0) this.markStarted(slot.inflight[0]!, slot, at);
+    if (this.trace && slot.inflight.length > 0) this.markStarted(slot.inflight.first()!, slot, at);
     const max = this.options.maxTasksPerChild;
     if (max !== undefined && slot.completed >= max && slot.state === 'ready') {
       this.retire(slot, 'recycled');
@@ -1155,8 +1211,7 @@ export class Pool extends EventEmitter {
   }
 
   private timedOut(slot: WorkerSlot, task: Task): void {
-    if (!slot.inflight.includes(task)) return;
-    slot.inflight.splice(slot.inflight.indexOf(task), 1);
+    if (slot.inflight.take(task.id) !== task) return;
     slot.timedTask = undefined;
     this.settle(
       task,
@@ -1245,7 +1300,7 @@ export class Pool extends EventEmitter {
     };
     slot.state = 'gone';
     this.slots.delete(slot);
-    const lost = [...slot.lost, ...slot.inflight.map((t) => t.id)];
+    const lost = [...slot.lost, ...[...slot.inflight].map((t) => t.id)];
     if (crashed && this.state !== 'terminated') {
       this.failInflight(slot, exit, reason as WorkerExitReason);
     }
@@ -1325,7 +1380,7 @@ export class Pool extends EventEmitter {
   }
 
   private failInflight(slot: WorkerSlot, exit: WorkerExit, reason: WorkerExitReason): void {
-    const tasks = slot.inflight.splice(0);
+    const tasks = slot.inflight.takeAll();
     const what = this.describeExit(slot, exit, reason);
     const stderr = slot.handle.stderrTail();
     tasks.forEach((task, i) => {
@@ -1413,7 +1468,7 @@ export class Pool extends EventEmitter {
       for (let task = this.takeNext(); task; task = this.takeNext())
         this.settle(task, false, error(task));
       for (const slot of this.slots) {
-        for (const task of slot.inflight.splice(0)) this.settle(task, false, error(task));
+        for (const task of slot.inflight.takeAll()) this.settle(task, false, error(task));
         if (!slot.exiting) {
           slot.stopReason = 'terminated';
           slot.handle.terminate();
