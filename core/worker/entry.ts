@@ -56,7 +56,7 @@ function threadChannel(): Channel {
   const port = parentPort!;
   // [0]: messages the main thread sent; [1]: tasks finished here (see ThreadWorker).
   const counters = (workerData as { counters?: Int32Array } | null)?.counters;
-  const sent = counters;
+  const sent = counters; // [0] is the count idleWait waits on
   let seen = 0;
   return {
     progress: counters,
@@ -296,7 +296,7 @@ let began = 0;
 /** Tasks run since the worker last went idle (see SPIN_AFTER_TASKS). */
 let ran = 0;
 
-/** A task's outcome, the results held sent if it is time, the next task's clock started. */
+/** A task's outcome, into the results held; when it ended starts the next task's clock. */
 function finish(id: number, outcome: Outcome, value: unknown, startedAt: number): void {
   clock = performance.now();
   push(id, outcome, value, timed ? Math.round((clock - startedAt) * 1000) : 0, clock);
