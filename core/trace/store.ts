@@ -272,6 +272,26 @@ class StateTable {
 
 const RANK = [0, 1, 2, 2, 2];
 
+/** Adds `d` to the count of state `code`: named stores, not a lookup by a varying key. */
+function count(counts: Counts, code: number, d: number): void {
+  switch (code) {
+    case 0:
+      counts.queued += d;
+      break;
+    case 1:
+      counts.running += d;
+      break;
+    case 2:
+      counts.passed += d;
+      break;
+    case 3:
+      counts.failed += d;
+      break;
+    default:
+      counts.errored += d;
+  }
+}
+
 export class Store {
   readonly runs = new Map<string, RunModel>();
   /** Lines or events that could not be used, with why; the last `problemsKept`. */
@@ -403,7 +423,7 @@ export class Store {
         worker.exitCode = event.exitCode;
         worker.signal = event.signal;
         worker.reason = event.reason;
-        delete worker.current;
+        worker.current = undefined;
         break;
       }
       case 'task.submitted':
@@ -678,14 +698,22 @@ export class Store {
   private worker(pool: PoolModel, id: number, ts: number): WorkerModel {
     let worker = pool.workers.get(id);
     if (!worker) {
+      // Every field from the start (the optional ones undefined), and `current` cleared by
+      // storing undefined, never deleted: a deleted property turns the object into a dictionary,
+      // and a burst clears it after every task.
       worker = {
         id,
+        pid: undefined,
+        tid: undefined,
         state: 'running',
         startedAt: ts,
+        exitedAt: undefined,
         exitCode: null,
         signal: null,
+        reason: undefined,
         tasksDone: 0,
         tasksFailed: 0,
+        current: undefined,
       };
       pool.workers.set(id, worker);
     }
@@ -782,8 +810,8 @@ export class Store {
     const from = table.get(task.id);
     const to = STATE_CODE[state];
     if (RANK[from]! >= RANK[to]!) return false;
-    pool.counts[STATE_CODES[from]!]--;
-    pool.counts[state]++;
+    count(pool.counts, from, -1);
+    count(pool.counts, to, 1);
     table.set(task.id, to);
     task.state = state;
     if (RANK[to]! >= 2 && RANK[from]! < 2 && pool.tasks.get(task.id) === task)
@@ -953,7 +981,7 @@ export class Store {
       const worker = this.worker(pool, task.worker, ts);
       if (state === 'passed') worker.tasksDone++;
       else worker.tasksFailed++;
-      if (worker.current === task.id) delete worker.current;
+      if (worker.current === task.id) worker.current = undefined;
     }
     if (!ok) {
       this.error(run, {
