@@ -33,6 +33,7 @@ import {
   type WorkerExitReason,
 } from './errors';
 import { tick, tracer } from './trace/emitter';
+import { Fifo } from './fifo';
 import { PoolTrace } from './trace/pool-trace';
 import {
   Outcome,
@@ -181,70 +182,13 @@ class Task {
 
 type SlotState = 'starting' | 'ready' | 'retiring' | 'gone';
 
-/**
- * A worker's tasks, in the order it runs them: taken from the front as results arrive. Not an
- * array's shift(), which copies the whole array when the engine cannot move its start (a large
- * array, or while the garbage collector marks): a long burst puts thousands of tasks here.
- */
-class TaskList {
-  private items: (Task | undefined)[] = [];
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  first(): Task | undefined {
-    return this.items[this.head];
-  }
-
-  push(task: Task): void {
-    this.items.push(task);
-  }
-
-  shift(): Task | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const task = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head === this.items.length) {
-      this.items.length = 0;
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items.splice(0, this.head);
-      this.head = 0;
-    }
-    return task;
-  }
-
-  /** Takes out the task with this id, wherever it is. */
-  take(id: number): Task | undefined {
-    for (let i = this.head; i < this.items.length; i++) {
-      const task = this.items[i]!;
-      if (task.id === id) {
-        this.items.splice(i, 1);
-        return task;
-      }
-    }
-    return undefined;
-  }
-
-  /** Takes out every task, in order. */
-  takeAll(): Task[] {
-    const tasks = this.items.slice(this.head) as Task[];
-    this.items = [];
-    this.head = 0;
-    return tasks;
-  }
-
-  *[Symbol.iterator](): IterableIterator<Task> {
-    for (let i = this.head; i < this.items.length; i++) yield this.items[i]!;
-  }
-}
-
 class WorkerSlot {
   state: SlotState = 'starting';
-  /** Tasks handed to this worker, in the order it runs them. */
-  readonly inflight = new TaskList();
+  /**
+   * Tasks handed to this worker, in the order it runs them, taken from the head as results
+   * arrive: a long burst puts thousands here.
+   */
+  readonly inflight = new Fifo<Task>();
   assigned = 0;
   completed = 0;
   /** Set when the pool stops the worker on purpose. */
@@ -464,8 +408,7 @@ export class Pool extends EventEmitter {
   readonly module: string;
   private state: PoolState = 'running';
   private broken: Error | undefined;
-  private readonly queue: Task[] = [];
-  private queueHead = 0;
+  private readonly queue = new Fifo<Task>();
   private readonly slots = new Set<WorkerSlot>();
   private nextWorkerId = 1;
   private nextTaskId = 1;
@@ -894,18 +837,11 @@ export class Pool extends EventEmitter {
   // ---- Handing tasks to workers
 
   private queued(): number {
-    return this.queue.length - this.queueHead;
+    return this.queue.length;
   }
 
   private takeNext(): Task | undefined {
-    if (this.queueHead >= this.queue.length) return undefined;
-    const task = this.queue[this.queueHead]!;
-    this.queue[this.queueHead++] = undefined as unknown as Task;
-    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-      this.queue.splice(0, this.queueHead);
-      this.queueHead = 0;
-    }
-    return task;
+    return this.queue.shift();
   }
 
   private dispatch(): void {
@@ -934,7 +870,7 @@ export class Pool extends EventEmitter {
       if (busy > window >> 1) continue;
       const batch: Task[] = [];
       while (busy + batch.length < window && slot.assigned + batch.length < maxTasks) {
-        const next = this.queue[this.queueHead];
+        const next = this.queue.first();
         if (!next) break;
         if (next.timeoutMs !== undefined) {
           // A task with a timeout runs alone, so its clock measures only itself.
@@ -948,7 +884,7 @@ export class Pool extends EventEmitter {
       }
       if (batch.length > 0 && !this.send(slot, batch, eager)) {
         // Back to the front of the queue, in order; the burst's end sends them again.
-        this.queue.splice(this.queueHead, 0, ...batch);
+        this.queue.unshift(batch);
         if (slot.timedTask === batch[0]) slot.timedTask = undefined;
         this.eagerFailed = true;
         return;
@@ -1104,7 +1040,9 @@ export class Pool extends EventEmitter {
       // A worker runs its tasks in order, so the result is for the first one, unless that one
       // was settled already (timed out).
       const task =
-        slot.inflight.first()?.id === id ? slot.inflight.shift() : slot.inflight.take(id);
+        slot.inflight.first()?.id === id
+          ? slot.inflight.shift()
+          : slot.inflight.take((t) => t.id === id);
       if (task === undefined) continue;
       slot.completed++;
       if (slot.timedTask === task) slot.timedTask = undefined;
@@ -1211,7 +1149,7 @@ export class Pool extends EventEmitter {
   }
 
   private timedOut(slot: WorkerSlot, task: Task): void {
-    if (slot.inflight.take(task.id) !== task) return;
+    if (slot.inflight.take((t) => t === task) === undefined) return;
     slot.timedTask = undefined;
     this.settle(
       task,

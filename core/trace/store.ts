@@ -12,6 +12,7 @@
  * counts stay exact because every task's state also lives in one byte of a table indexed by
  * task id.
  */
+import { Fifo } from '../fifo';
 import { BarTable } from './bars';
 import type { ErrorInfo, EventOf, TraceEvent } from './protocol';
 import { OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION } from './version';
@@ -218,8 +219,7 @@ class StateTable {
    * The ids of the pool's kept task models that have settled, in the order they settled (an id
    * whose model has since gone is skipped when met): eviction takes the first.
    */
-  private settled: number[] = [];
-  private settledHead = 0;
+  private readonly settled = new Fifo<number>();
 
   /** A kept task model has settled. */
   pushSettled(id: number): void {
@@ -231,27 +231,17 @@ class StateTable {
    * `tasks`), or undefined; ids met that no longer qualify are dropped.
    */
   firstSettled(tasks: Map<number, TaskModel>): number | undefined {
-    const ids = this.settled;
-    while (this.settledHead < ids.length) {
-      const id = ids[this.settledHead]!;
+    for (let id = this.settled.first(); id !== undefined; id = this.settled.first()) {
       const state = tasks.get(id)?.state;
       if (state !== undefined && state !== 'queued' && state !== 'running') return id;
-      this.settledHead++;
-    }
-    if (this.settledHead > 0) {
-      ids.length = 0;
-      this.settledHead = 0;
+      this.settled.shift();
     }
     return undefined;
   }
 
   /** Drops the first settled id (its model has just been evicted). */
   shiftSettled(): void {
-    this.settledHead++;
-    if (this.settledHead > 4096 && this.settledHead * 2 > this.settled.length) {
-      this.settled.splice(0, this.settledHead);
-      this.settledHead = 0;
-    }
+    this.settled.shift();
   }
 
   get(id: number): number {
