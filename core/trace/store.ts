@@ -260,6 +260,156 @@ class StateTable {
   }
 }
 
+/**
+ * The tasks of a burst whose models are not built yet. In a burst, most of a pool's tasks start
+ * and end without anyone looking at the pool's task models, and all but the last `tasksPerPool`
+ * of those models would be built only to be evicted: their counts, workers, durations and bars
+ * are applied at once, and they are held here, as columns, until someone reads the pool's tasks
+ * (PoolState), another event needs a model (any model of the pool: each build reads `tasks`), or
+ * `limit` are held. Then the models that would be kept are built (Store.addHeld).
+ *
+ * Held: a task that started with no model of its own (kept as `running`), and a task that ran
+ * (task.started and task.succeeded in one record), and the success of a held task. Only while
+ * keep()'s choice for each is known without the models: the pool has room, or a settled model
+ * to evict (`spare` counts those, from below).
+ */
+class HeldTasks {
+  ids = new Int32Array(64);
+  workers = new Int32Array(64);
+  started = new Float64Array(64);
+  ended = new Float64Array(64);
+  durations = new Float64Array(64);
+  queued = new Float64Array(64);
+  /** 1 once settled. */
+  done = new Uint8Array(64);
+  fns: string[] = [];
+  /** An integer result as itself (its preview is its text), else the preview. */
+  results: (number | string)[] = [];
+  /** The held tasks that have settled, by index, in the order they settled. */
+  settledOrder = new Int32Array(64);
+  settledCount = 0;
+  /** Held tasks still running: task id to index. */
+  readonly running = new Map<number, number>();
+  length = 0;
+  /** Kept models when the first was held. */
+  keptAtStart = 0;
+  /**
+   * Settled models keep() would have to evict, at least: 1 if the pool had one when the first
+   * task was held, plus the held tasks settled, less the evictions so far.
+   */
+  spare = 0;
+
+  /** Holds a task at the next index (returned); fields not given are set by `settle`. */
+  add(id: number, workerId: number, startedAt: number): number {
+    const at = this.length++;
+    if (at === this.ids.length) this.grow();
+    this.ids[at] = id;
+    this.workers[at] = workerId;
+    this.started[at] = startedAt;
+    this.done[at] = 0;
+    this.fns[at] = '?';
+    return at;
+  }
+
+  settle(
+    at: number,
+    endedAt: number,
+    fn: string,
+    workerId: number,
+    result: number | string,
+    durationMs: number,
+    queuedMs: number,
+  ): void {
+    this.ended[at] = endedAt;
+    this.fns[at] = fn;
+    this.workers[at] = workerId;
+    this.results[at] = result;
+    this.durations[at] = durationMs;
+    this.queued[at] = queuedMs;
+    this.done[at] = 1;
+    this.settledOrder[this.settledCount++] = at;
+  }
+
+  /** Holds nothing (the columns stay, for the next burst). */
+  clear(): void {
+    this.length = 0;
+    this.settledCount = 0;
+    this.running.clear();
+    this.fns.length = 0;
+    this.results.length = 0;
+  }
+
+  private grow(): void {
+    const size = this.ids.length * 2;
+    const int32 = (a: Int32Array): Int32Array<ArrayBuffer> => {
+      const b = new Int32Array(size);
+      b.set(a);
+      return b;
+    };
+    const float64 = (a: Float64Array): Float64Array<ArrayBuffer> => {
+      const b = new Float64Array(size);
+      b.set(a);
+      return b;
+    };
+    this.ids = int32(this.ids);
+    this.workers = int32(this.workers);
+    this.settledOrder = int32(this.settledOrder);
+    this.started = float64(this.started);
+    this.ended = float64(this.ended);
+    this.durations = float64(this.durations);
+    this.queued = float64(this.queued);
+    const done = new Uint8Array(size);
+    done.set(this.done);
+    this.done = done;
+  }
+}
+
+/**
+ * A pool's model. `tasks` and `evicted` are read through getters that first build the models of
+ * the tasks in `held` (so a reader always sees them); the Store's bookkeeping (`kept`, `held`,
+ * `owner`) is not enumerable, so that two pools with the same models compare equal.
+ */
+class PoolState implements PoolModel {
+  backend = '?';
+  size = 0;
+  module = '?';
+  options: Record<string, unknown> = {};
+  state: PoolModel['state'] = 'running';
+  counts: Counts = { submitted: 0, queued: 0, running: 0, passed: 0, failed: 0, errored: 0 };
+  workers = new Map<number, WorkerModel>();
+  durations = { count: 0, totalMs: 0, maxMs: 0 };
+  declare bars?: BarTable;
+  /** The kept models, without those of the tasks in `held`. */
+  declare readonly kept: Map<number, TaskModel>;
+  declare readonly held: HeldTasks;
+  declare private readonly owner: Store;
+
+  constructor(
+    readonly id: string,
+    readonly pid: number,
+    public createdAt: number,
+    owner: Store,
+  ) {
+    this.lastTs = createdAt;
+    Object.defineProperties(this, {
+      kept: { value: new Map<number, TaskModel>() },
+      held: { value: new HeldTasks() },
+      owner: { value: owner },
+    });
+  }
+
+  lastTs: number;
+
+  get tasks(): Map<number, TaskModel> {
+    if (this.held.length !== 0) this.owner.addHeld(this);
+    return this.kept;
+  }
+
+  get evicted(): number {
+    return this.counts.submitted - this.tasks.size;
+  }
+}
+
 const RANK = [0, 1, 2, 2, 2];
 
 /** Adds `d` to the count of state `code`: named stores, not a lookup by a varying key. */
@@ -300,6 +450,8 @@ export class Store {
   private readonly samplesPerShared: number;
   private readonly barsPerPool: number;
   private readonly marksPerRun: number;
+  /** Tasks held per pool (HeldTasks) at most, before their models are built. */
+  private readonly heldLimit: number;
 
   constructor(options: StoreOptions = {}) {
     this.tasksPerPool = options.tasksPerPool ?? 1000;
@@ -309,6 +461,7 @@ export class Store {
     this.samplesPerShared = options.samplesPerShared ?? 300;
     this.barsPerPool = options.barsPerPool ?? 0;
     this.marksPerRun = options.marksPerRun ?? 20_000;
+    this.heldLimit = Math.max(1024, 4 * this.tasksPerPool);
   }
 
   /** Parses and applies one JSONL line; a bad line is reported in `problems` and skipped. */
@@ -659,25 +812,10 @@ export class Store {
     return m;
   }
 
-  private pool(run: RunModel, id: string, pid: number, ts: number): PoolModel {
-    let pool = run.pools.get(id);
+  private pool(run: RunModel, id: string, pid: number, ts: number): PoolState {
+    let pool = run.pools.get(id) as PoolState | undefined;
     if (!pool) {
-      pool = {
-        id,
-        pid,
-        backend: '?',
-        size: 0,
-        module: '?',
-        options: {},
-        state: 'running',
-        createdAt: ts,
-        counts: { submitted: 0, queued: 0, running: 0, passed: 0, failed: 0, errored: 0 },
-        workers: new Map(),
-        tasks: new Map(),
-        evicted: 0,
-        durations: { count: 0, totalMs: 0, maxMs: 0 },
-        lastTs: ts,
-      };
+      pool = new PoolState(id, pid, ts, this);
       run.pools.set(id, pool);
       this.tables.set(pool, new StateTable());
     }
@@ -728,7 +866,7 @@ export class Store {
     return 0;
   }
 
-  private task(pool: PoolModel, id: number): TaskModel {
+  private task(pool: PoolState, id: number): TaskModel {
     let task = pool.tasks.get(id);
     if (task) return task;
     const table = this.table(pool);
@@ -762,23 +900,148 @@ export class Store {
    * goes. Every task seen has a model kept or is counted in `evicted`, once (a task dropped,
    * then seen again, is not counted again).
    */
-  private keep(pool: PoolModel, table: StateTable, task: TaskModel): void {
-    if (pool.tasks.size >= this.tasksPerPool) {
-      const victim = table.firstSettled(pool.tasks);
+  private keep(pool: PoolState, table: StateTable, task: TaskModel): void {
+    // The map itself: reading `pool.tasks` would build the held tasks' models (addHeld).
+    const kept = pool.kept;
+    if (kept.size >= this.tasksPerPool) {
+      const victim = table.firstSettled(kept);
       if (victim !== undefined) {
-        pool.tasks.delete(victim);
+        kept.delete(victim);
         table.shiftSettled();
       } else if (task.state === 'queued') {
-        pool.evicted = pool.counts.submitted - pool.tasks.size;
         return;
       } else {
-        const oldest = pool.tasks.keys().next();
-        if (!oldest.done) pool.tasks.delete(oldest.value);
+        const oldest = kept.keys().next();
+        if (!oldest.done) kept.delete(oldest.value);
       }
     }
-    pool.tasks.set(task.id, task);
+    kept.set(task.id, task);
     if (RANK[STATE_CODE[task.state]]! >= 2) table.pushSettled(task.id);
-    pool.evicted = pool.counts.submitted - pool.tasks.size;
+  }
+
+  /**
+   * Builds the models of the tasks `pool` holds, and keeps them as their events would have (see
+   * HeldTasks). keep() evicted the model that settled first whenever a task came to a full pool:
+   * the models kept before the first held task, then the held ones in the order they settled
+   * (each had settled by then: `spare`). So the models that go are the first of those, as many
+   * as the pool overflowed; the held tasks not among them are kept, in the order they came.
+   */
+  addHeld(pool: PoolState): void {
+    const held = pool.held;
+    const kept = pool.kept;
+    const table = this.table(pool);
+    const n = held.length;
+    let evict = Math.max(0, held.keptAtStart + n - this.tasksPerPool);
+    for (; evict > 0; evict--) {
+      const victim = table.firstSettled(kept);
+      if (victim === undefined) break;
+      kept.delete(victim);
+      table.shiftSettled();
+    }
+    // The held ones that go instead: marked as not settled, then skipped.
+    for (let k = 0; k < evict; k++) held.done[held.settledOrder[k]!] = 2;
+    for (let at = 0; at < n; at++) {
+      const done = held.done[at]!;
+      if (done === 2) continue;
+      const id = held.ids[at]!;
+      const startedAt = held.started[at]!;
+      // The fields in task()'s order, as the task's events leave them.
+      kept.set(id, {
+        id,
+        fn: held.fns[at]!,
+        kind: 'apply',
+        args: '',
+        items: 1,
+        state: done === 1 ? 'passed' : 'running',
+        worker: held.workers[at]!,
+        submittedAt: undefined,
+        startedAt,
+        endedAt: done === 1 ? held.ended[at]! : undefined,
+        durationMs: done === 1 ? held.durations[at]! : undefined,
+        queuedMs: done === 1 ? held.queued[at]! : undefined,
+        result: done === 1 ? String(held.results[at]!) : undefined,
+        error: undefined,
+      });
+    }
+    for (let k = evict; k < held.settledCount; k++)
+      table.pushSettled(held.ids[held.settledOrder[k]!]!);
+    held.clear();
+  }
+
+  /**
+   * Whether a task with no model, not started, can be held (HeldTasks) as it starts: keep() would
+   * keep its model, evicting a settled one if the pool is full.
+   */
+  private canHold(pool: PoolState, table: StateTable, id: number): boolean {
+    const code = table.get(id);
+    if ((code !== UNKNOWN && code !== 0) || pool.kept.has(id)) return false;
+    const held = pool.held;
+    if (held.length >= this.heldLimit) this.addHeld(pool);
+    if (held.length === 0) {
+      held.keptAtStart = pool.kept.size;
+      held.spare = table.firstSettled(pool.kept) !== undefined ? 1 : 0;
+    }
+    if (held.keptAtStart + held.length < this.tasksPerPool) return true;
+    if (held.spare < 1) return false;
+    held.spare--;
+    return true;
+  }
+
+  /**
+   * task.started, held if it can be (canHold): what taskStarted does, but building the model.
+   * Returns where it is held, or -1. `ran`: its task.succeeded follows at once (holdSucceeded).
+   */
+  private holdStarted(
+    pool: PoolState,
+    ts: number,
+    id: number,
+    workerId: number,
+    ran: boolean,
+  ): number {
+    const table = this.table(pool);
+    if (!this.canHold(pool, table, id)) return -1;
+    this.seen(pool, table, id);
+    count(pool.counts, 0, -1);
+    count(pool.counts, 1, 1);
+    table.set(id, 1);
+    this.worker(pool, workerId, ts).current = id;
+    this.barStarted(pool, id, workerId, ts);
+    const at = pool.held.add(id, workerId, ts);
+    if (!ran) pool.held.running.set(id, at);
+    return at;
+  }
+
+  /**
+   * task.succeeded of the task held at `at` (holdStarted): what taskEnded does, but updating the
+   * model.
+   */
+  private holdSucceeded(
+    pool: PoolState,
+    at: number,
+    ts: number,
+    id: number,
+    fn: string,
+    workerId: number,
+    result: number | string,
+    durationMs: number,
+    queuedMs: number,
+  ): void {
+    const held = pool.held;
+    held.settle(at, ts, fn, workerId, result, durationMs, queuedMs);
+    held.spare++;
+    this.barEnded(pool, id, fn, workerId, held.started[at]!, ts, 2);
+    const table = this.table(pool);
+    count(pool.counts, 1, -1);
+    count(pool.counts, 2, 1);
+    table.set(id, 2);
+    pool.durations.count++;
+    pool.durations.totalMs += durationMs;
+    if (durationMs > pool.durations.maxMs) pool.durations.maxMs = durationMs;
+    if (workerId > 0) {
+      const worker = this.worker(pool, workerId, ts);
+      worker.tasksDone++;
+      if (worker.current === id) worker.current = undefined;
+    }
   }
 
   private barsOf(pool: PoolModel): BarTable | undefined {
@@ -794,7 +1057,7 @@ export class Store {
   }
 
   /** Moves a task to `state` unless it is already further along; keeps counts exact. */
-  private move(pool: PoolModel, task: TaskModel, state: TaskState): boolean {
+  private move(pool: PoolState, task: TaskModel, state: TaskState): boolean {
     const table = this.table(pool);
     // task() gave every task a code, so `from` is known here.
     const from = table.get(task.id);
@@ -823,8 +1086,8 @@ export class Store {
     };
     // The records between two pool switches are one pool's: looked up once.
     let lastId: string | undefined;
-    let last: PoolModel | undefined;
-    const poolOf = (id: string, ts: number): PoolModel => {
+    let last: PoolState | undefined;
+    const poolOf = (id: string, ts: number): PoolState => {
       if (id !== lastId || last === undefined) {
         last = this.pool(run, id, pid, ts);
         lastId = id;
@@ -838,29 +1101,50 @@ export class Store {
       },
       started: (pool, ts, task, worker) => {
         begin(ts);
-        this.taskStarted(poolOf(pool, ts), ts, task, worker);
+        const p = poolOf(pool, ts);
+        if (this.holdStarted(p, ts, task, worker, false) < 0) this.taskStarted(p, ts, task, worker);
       },
-      succeeded: (pool, ts, task, fn, worker, result, durationMs, queuedMs) => {
+      ran: (pool, ts, task, fn, worker, result, durationMs, queuedMs) => {
+        const p = poolOf(pool, ts);
+        begin(ts);
+        const at = this.holdStarted(p, ts, task, worker, true);
+        if (at >= 0) {
+          begin(ts);
+          this.holdSucceeded(p, at, ts, task, fn, worker, result, durationMs, queuedMs);
+          return;
+        }
+        this.taskStarted(p, ts, task, worker);
         begin(ts);
         this.taskEnded(
           run,
-          poolOf(pool, ts),
+          p,
           ts,
           task,
           fn,
           worker,
           durationMs,
-          result,
+          String(result),
           queuedMs,
           undefined,
         );
+      },
+      succeeded: (pool, ts, task, fn, worker, result, durationMs, queuedMs) => {
+        begin(ts);
+        const p = poolOf(pool, ts);
+        const held = p.held.running.size !== 0 ? p.held.running.get(task) : undefined;
+        if (held !== undefined) {
+          p.held.running.delete(task);
+          this.holdSucceeded(p, held, ts, task, fn, worker, result, durationMs, queuedMs);
+          return;
+        }
+        this.taskEnded(run, p, ts, task, fn, worker, durationMs, result, queuedMs, undefined);
       },
     };
     forEachTaskRecord(e, visitor);
   }
 
   private taskSubmitted(
-    pool: PoolModel,
+    pool: PoolState,
     ts: number,
     id: number,
     fn: string,
@@ -872,15 +1156,13 @@ export class Store {
     let task = pool.tasks.get(id);
     if (task === undefined) {
       const table = this.table(pool);
-      if (
+      // keep()'s choice, known before building the model: counted, not kept (in a burst, most
+      // submissions arrive this way).
+      const counted =
         this.seen(pool, table, id) === 0 &&
         pool.tasks.size >= this.tasksPerPool &&
-        table.firstSettled(pool.tasks) === undefined
-      ) {
-        // keep()'s choice, known before building the model: counted, not kept. In a burst, most
-        // submissions arrive this way.
-        pool.evicted = pool.counts.submitted - pool.tasks.size;
-      } else task = this.task(pool, id);
+        table.firstSettled(pool.kept) === undefined;
+      if (!counted) task = this.task(pool, id);
     }
     if (task !== undefined) {
       task.fn = fn;
@@ -899,11 +1181,15 @@ export class Store {
     }
   }
 
-  private taskStarted(pool: PoolModel, ts: number, id: number, workerId: number): void {
+  private taskStarted(pool: PoolState, ts: number, id: number, workerId: number): void {
     const task = this.task(pool, id);
     task.worker = workerId;
     task.startedAt = ts;
     if (this.move(pool, task, 'running')) this.worker(pool, workerId, ts).current = id;
+    this.barStarted(pool, id, workerId, ts);
+  }
+
+  private barStarted(pool: PoolState, id: number, workerId: number, ts: number): void {
     const bars = this.barsOf(pool);
     if (bars) {
       const row = bars.row(id, this.version);
@@ -916,10 +1202,33 @@ export class Store {
     }
   }
 
+  private barEnded(
+    pool: PoolState,
+    id: number,
+    fn: string,
+    workerId: number | undefined,
+    start: number,
+    ts: number,
+    code: number,
+  ): void {
+    const bars = this.barsOf(pool);
+    if (bars) {
+      const row = bars.row(id, this.version);
+      if (row >= 0) {
+        bars.fn[row] = bars.fnId(fn);
+        if (workerId !== undefined) bars.worker[row] = workerId;
+        bars.start[row] = start;
+        bars.end[row] = ts;
+        bars.state[row] = code;
+        bars.version[row] = this.version;
+      }
+    }
+  }
+
   /** task.succeeded (with `result`) or task.failed (with `error`). */
   private taskEnded(
     run: RunModel,
-    pool: PoolModel,
+    pool: PoolState,
     ts: number,
     id: number,
     fn: string,
@@ -949,18 +1258,7 @@ export class Store {
       state = INFRASTRUCTURE_ERRORS.has(error!.name) ? 'errored' : 'failed';
       task.error = error;
     }
-    const bars = this.barsOf(pool);
-    if (bars) {
-      const row = bars.row(id, this.version);
-      if (row >= 0) {
-        bars.fn[row] = bars.fnId(fn);
-        if (task.worker !== undefined) bars.worker[row] = task.worker;
-        bars.start[row] = task.startedAt ?? ts;
-        bars.end[row] = ts;
-        bars.state[row] = STATE_CODE[state];
-        bars.version[row] = this.version;
-      }
-    }
+    this.barEnded(pool, id, fn, task.worker, task.startedAt ?? ts, ts, STATE_CODE[state]);
     if (!this.move(pool, task, state)) return;
     if (durationMs !== undefined) {
       pool.durations.count++;

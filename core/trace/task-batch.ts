@@ -76,6 +76,21 @@ export interface TaskRecordVisitor {
     durationMs: number,
     queuedMs: number,
   ): void;
+  /**
+   * task.started then task.succeeded, at one time, on one worker (a record of type 4 or 6): when
+   * absent, `started` and `succeeded` are called. `result` is an integer result as itself (its
+   * preview is `String(result)`), else the preview.
+   */
+  ran?(
+    pool: string,
+    ts: number,
+    task: number,
+    fn: string,
+    worker: number,
+    result: number | string,
+    durationMs: number,
+    queuedMs: number,
+  ): void;
 }
 
 /**
@@ -188,8 +203,22 @@ export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisi
       case OP_RAN_TEXT: {
         need(8, at);
         const worker = ops[i + 4]!;
-        if (op === OP_RAN || op === OP_RAN_TEXT) visit.started(pool, ts, task, worker);
         const result = ops[i + 5]!;
+        if (visit.ran !== undefined && (op === OP_RAN || op === OP_RAN_TEXT)) {
+          visit.ran(
+            pool,
+            ts,
+            task,
+            entry(fns, ops[i + 3]!, 'fn', at),
+            worker,
+            op === OP_RAN ? result : entry(strings, result, 'result', at),
+            ops[i + 6]! / 1000,
+            ops[i + 7]! / 1000,
+          );
+          i += 8;
+          break;
+        }
+        if (op === OP_RAN || op === OP_RAN_TEXT) visit.started(pool, ts, task, worker);
         visit.succeeded(
           pool,
           ts,

@@ -32,9 +32,18 @@ function traced(write: (trace: PoolTrace, tracer: Tracer) => void): TraceEvent[]
   }
 }
 
-/** A Store's runs, for deepEqual. */
+/**
+ * A Store's runs, for deepEqual, with each pool's `tasks` and `evicted` (read through getters,
+ * which build the models of tasks the Store holds as columns).
+ */
 function model(store: Store): unknown {
-  return [...store.runs.values()];
+  return [...store.runs.values()].map((run) => ({
+    ...run,
+    pools: [...run.pools].map(([id, pool]) => [
+      id,
+      { ...pool, tasks: [...pool.tasks], evicted: pool.evicted },
+    ]),
+  }));
 }
 
 /** Milliseconds since the epoch as the writer's whole microseconds (its origin is 0 here). */
@@ -300,15 +309,114 @@ describe('the Store reads a batch as the v1 events it stands for', () => {
       for (const opts of options) {
         const batched = new Store(opts);
         const v1 = new Store(opts);
-        for (const line of lines) {
+        lines.forEach((line, index) => {
           batched.applyLine(line);
           for (const e of expandEvent(JSON.parse(line) as TraceEvent))
             v1.applyLine(JSON.stringify({ ...e, v: 1 }));
-        }
+          // A view reading the models now and then, in the middle of a burst too.
+          if (index % 3 === 1) assert.deepEqual(model(batched), model(v1), `line ${index}`);
+        });
         assert.deepEqual(batched.problems, []);
         assert.deepEqual(v1.problems, []);
         assert.equal(batched.version, v1.version, JSON.stringify(opts));
         assert.deepEqual(model(batched), model(v1), JSON.stringify(opts));
+      }
+    });
+  }
+});
+
+describe('the Store builds the models of a burst when they are read, as its events would', () => {
+  /** A small deterministic PRNG (mulberry32): the same streams on every run. */
+  function random(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  /**
+   * Lines of a random run of one pool: tasks submitted, started on 2 or 3 workers in about the
+   * order they came, ending (often at the time the next starts, one record), some failing; batches
+   * closed at random points, as flushes are.
+   */
+  function stream(seed: number): string[] {
+    const rnd = random(seed);
+    const w = new TaskBatchWriter();
+    const lines: string[] = [];
+    const close = () => {
+      if (w.length !== 0) lines.push(w.close('{"v":2,', ',"pid":9,"tid":0,"run":"r"').join(''));
+    };
+    let at = 1_700_000_000_000_000;
+    const queued: number[] = [];
+    const running = new Map<number, number>();
+    const workers = 2 + Math.floor(rnd() * 2);
+    let next = 1;
+    for (let step = 0; step < 600; step++) {
+      at += Math.floor(rnd() * 3);
+      const r = rnd();
+      if (r < 0.35 && next <= 200) {
+        const args = rnd() < 0.9 ? [next] : [next, 2];
+        w.submitted('9:1', at, next, rnd() < 0.9 ? 'inc' : 'dec', 0, 1, args);
+        queued.push(next++);
+        continue;
+      }
+      const worker = 1 + Math.floor(rnd() * workers);
+      const current = running.get(worker);
+      if (current !== undefined) {
+        running.delete(worker);
+        if (rnd() < 0.1) {
+          close();
+          const failed = { pool: '9:1', task: current, fn: 'inc', worker };
+          const error = { thrown: 'error', name: 'Error', message: 'no', frames: [], props: {} };
+          lines.push(
+            JSON.stringify({
+              v: 2,
+              ts: at / 1000,
+              pid: 9,
+              tid: 0,
+              run: 'r',
+              type: 'task.failed',
+              ...failed,
+              error,
+            }),
+          );
+        } else {
+          const result = rnd() < 0.9 ? current * 2 : 'undefined';
+          w.succeeded('9:1', at, current, 'inc', worker, result, 5, 10);
+        }
+      }
+      if (queued.length > 0 && rnd() < 0.9) {
+        // Mostly the oldest queued task; now and then a later one (another worker's batch).
+        const pick = rnd() < 0.8 ? 0 : Math.floor(rnd() * Math.min(queued.length, 8));
+        const task = queued.splice(pick, 1)[0]!;
+        w.started('9:1', at, task, worker);
+        running.set(worker, task);
+      }
+      if (rnd() < 0.03) close();
+    }
+    close();
+    return lines;
+  }
+
+  for (const tasksPerPool of [1, 2, 3, 5, 8, 40]) {
+    it(`the same models, read at any time, keeping ${tasksPerPool}`, () => {
+      for (let seed = 1; seed <= 40; seed++) {
+        const lines = stream(seed * 7919 + tasksPerPool);
+        const rnd = random(seed);
+        const batched = new Store({ tasksPerPool, barsPerPool: seed % 2 ? 50 : 0 });
+        const v1 = new Store({ tasksPerPool, barsPerPool: seed % 2 ? 50 : 0 });
+        lines.forEach((line, index) => {
+          batched.applyLine(line);
+          for (const e of expandEvent(JSON.parse(line) as TraceEvent))
+            v1.applyLine(JSON.stringify({ ...e, v: 1 }));
+          if (rnd() < 0.3)
+            assert.deepEqual(model(batched), model(v1), `seed ${seed}, line ${index}`);
+        });
+        assert.deepEqual(batched.problems, []);
+        assert.deepEqual(model(batched), model(v1), `seed ${seed}`);
       }
     });
   }
