@@ -461,7 +461,12 @@ export class Store {
     this.samplesPerShared = options.samplesPerShared ?? 300;
     this.barsPerPool = options.barsPerPool ?? 0;
     this.marksPerRun = options.marksPerRun ?? 20_000;
-    this.heldLimit = Math.max(1024, 4 * this.tasksPerPool);
+    // 16 times what is kept (a sixteenth of a burst's models built), within 64k tasks (about 4
+    // MB) unless 4 times what is kept is more.
+    this.heldLimit = Math.max(
+      1024,
+      Math.min(16 * this.tasksPerPool, Math.max(65_536, 4 * this.tasksPerPool)),
+    );
   }
 
   /** Parses and applies one JSONL line; a bad line is reported in `problems` and skipped. */

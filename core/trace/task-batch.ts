@@ -18,6 +18,14 @@
  *   4, dt, task, fn, worker, result, durUs, queuedUs  task.started then task.succeeded, both at
  *                                                     that time on that worker
  *   5, 6                                              as 3 and 4, `result` an index in strings
+ *   7, task, fn, kind, items, n, (dt, arg) × n        task.submitted of tasks task … task + n - 1,
+ *                                                     each with one integer argument
+ *   8, dt, task, fn, worker, n, (result, durUs,       records 4 of tasks task … task + n - 1, all
+ *        queuedUs) × n                                at dt on worker, with integer results
+ *
+ * Records 7 and 8 are runs: in a burst, most tasks are submitted one after the other with one
+ * integer argument, and a worker's results arrive together, so a task costs 2 and 3 values
+ * instead of 8 and 8.
  *
  * `fn` indexes `fns`; `kind` indexes KINDS. `argc` ≥ 0: that many integer arguments follow,
  * whose preview a consumer writes as the producer would have (`[ 1, 2 ]`, `[]`); `argc` < 0: the
@@ -42,6 +50,10 @@ export const OP_RAN = 4;
 /** OP_SUCCEEDED and OP_RAN with the result's preview in `strings`. */
 export const OP_SUCCEEDED_TEXT = 5;
 export const OP_RAN_TEXT = 6;
+/** OP_SUBMITTED of consecutive tasks, one integer argument each. */
+export const OP_SUBMITTED_RUN = 7;
+/** OP_RAN of consecutive tasks, at one time on one worker, integer results. */
+export const OP_RAN_RUN = 8;
 
 /** Integer arguments written as themselves: the preview of up to 7 is short. */
 export const MAX_RAW_ARGS = 7;
@@ -168,6 +180,46 @@ export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisi
       continue;
     }
     if (pool === undefined) throw new Error(`tasks: the record at ops[${at}] has no pool`);
+    if (op === OP_SUBMITTED_RUN) {
+      need(6, at);
+      const first = ops[i + 1]!;
+      const fn = entry(fns, ops[i + 2]!, 'fn', at);
+      const kind = entry(KINDS, ops[i + 3]!, 'kind', at);
+      const items = ops[i + 4]!;
+      const n = ops[i + 5]!;
+      if (n < 1) throw new Error(`tasks: the run at ops[${at}] has ${n} tasks`);
+      need(6 + 2 * n, at);
+      args.count = 1;
+      for (let k = 0, j = i + 6; k < n; k++, j += 2) {
+        args.from = j + 1;
+        visit.submitted(pool, (base + ops[j]!) / 1000, first + k, fn, kind, items, args);
+      }
+      i += 6 + 2 * n;
+      continue;
+    }
+    if (op === OP_RAN_RUN) {
+      need(6, at);
+      const ts = (base + ops[i + 1]!) / 1000;
+      const first = ops[i + 2]!;
+      const fn = entry(fns, ops[i + 3]!, 'fn', at);
+      const worker = ops[i + 4]!;
+      const n = ops[i + 5]!;
+      if (n < 1) throw new Error(`tasks: the run at ops[${at}] has ${n} tasks`);
+      need(6 + 3 * n, at);
+      for (let k = 0, j = i + 6; k < n; k++, j += 3) {
+        const task = first + k;
+        const durationMs = ops[j + 1]! / 1000;
+        const queuedMs = ops[j + 2]! / 1000;
+        if (visit.ran !== undefined)
+          visit.ran(pool, ts, task, fn, worker, ops[j]!, durationMs, queuedMs);
+        else {
+          visit.started(pool, ts, task, worker);
+          visit.succeeded(pool, ts, task, fn, worker, String(ops[j]!), durationMs, queuedMs);
+        }
+      }
+      i += 6 + 3 * n;
+      continue;
+    }
     need(4, at);
     const ts = (base + ops[i + 1]!) / 1000;
     const task = ops[i + 2]!;
@@ -328,6 +380,18 @@ export class TaskBatchWriter {
   private startedWorker = 0;
   private startedAt = 0;
   private startedDt = 0;
+  /**
+   * The run record the next task may extend (OP_SUBMITTED_RUN or OP_RAN_RUN; 0: none, as after
+   * any other record), where its count is, and what the next task must have to join it.
+   */
+  private run = 0;
+  private runCount = 0;
+  private runNext = 0;
+  private runFn = 0;
+  private runKind = 0;
+  private runItems = 0;
+  private runDt = 0;
+  private runWorker = 0;
 
   /** About the size of the batch's line so far, in bytes. */
   get bytes(): number {
@@ -359,10 +423,40 @@ export class TaskBatchWriter {
     if ((dt | 0) !== dt || (task | 0) !== task || (items | 0) !== items) return false;
     const a = this.ints;
     let n = this.length;
+    const fnIndex = this.fnIndex(fn);
+    if (typeof args !== 'string' && args.length === 1) {
+      if (
+        this.run === OP_SUBMITTED_RUN &&
+        task === this.runNext &&
+        fnIndex === this.runFn &&
+        kind === this.runKind &&
+        items === this.runItems
+      )
+        a[this.runCount]!++;
+      else {
+        a[n++] = OP_SUBMITTED_RUN;
+        a[n++] = task;
+        a[n++] = fnIndex;
+        a[n++] = kind;
+        a[n++] = items;
+        this.runCount = n;
+        a[n++] = 1;
+        this.run = OP_SUBMITTED_RUN;
+        this.runFn = fnIndex;
+        this.runKind = kind;
+        this.runItems = items;
+      }
+      a[n++] = dt;
+      a[n++] = args[0]!;
+      this.runNext = task + 1;
+      this.wrote(n);
+      return true;
+    }
+    this.run = 0;
     a[n++] = OP_SUBMITTED;
     a[n++] = dt;
     a[n++] = task;
-    a[n++] = this.fnIndex(fn);
+    a[n++] = fnIndex;
     a[n++] = kind;
     a[n++] = items;
     if (typeof args === 'string') a[n++] = -this.text(args) - 1;
@@ -387,6 +481,7 @@ export class TaskBatchWriter {
   }
 
   private writeStarted(): void {
+    this.run = 0;
     if (this.length + RECORD_ROOM > this.ints.length) this.grow();
     const a = this.ints;
     let n = this.length;
@@ -435,10 +530,41 @@ export class TaskBatchWriter {
     if ((dt | 0) !== dt) return false;
     const a = this.ints;
     let n = this.length;
+    const fnIndex = this.fnIndex(fn);
+    if (op === OP_RAN) {
+      if (
+        this.run === OP_RAN_RUN &&
+        task === this.runNext &&
+        dt === this.runDt &&
+        worker === this.runWorker &&
+        fnIndex === this.runFn
+      )
+        a[this.runCount]!++;
+      else {
+        a[n++] = OP_RAN_RUN;
+        a[n++] = dt;
+        a[n++] = task;
+        a[n++] = fnIndex;
+        a[n++] = worker;
+        this.runCount = n;
+        a[n++] = 1;
+        this.run = OP_RAN_RUN;
+        this.runDt = dt;
+        this.runWorker = worker;
+        this.runFn = fnIndex;
+      }
+      a[n++] = result as number;
+      a[n++] = dur;
+      a[n++] = queued;
+      this.runNext = task + 1;
+      this.wrote(n);
+      return true;
+    }
+    this.run = 0;
     a[n++] = op;
     a[n++] = dt;
     a[n++] = task;
-    a[n++] = this.fnIndex(fn);
+    a[n++] = fnIndex;
     a[n++] = worker;
     a[n++] = text ? this.text(result) : result;
     a[n++] = dur;
@@ -458,6 +584,7 @@ export class TaskBatchWriter {
     const ops = (LITTLE_ENDIAN ? bytes : Buffer.from(bytes).swap32()).toString('base64');
     this.length = 0;
     this.fast = false;
+    this.run = 0;
     return [
       `${head}"ts":${(this.originUs + this.base) / 1000}${tail},"type":"tasks","pools":${JSON.stringify(this.pools)},` +
         `"fns":${JSON.stringify([...this.fns.keys()])},` +
@@ -472,12 +599,14 @@ export class TaskBatchWriter {
     this.length = 0;
     this.fast = false;
     this.startedTask = -1;
+    this.run = 0;
   }
 
   /** Opens a batch or switches its pool as needed, makes room; returns the record's dt (µs). */
   private begin(pool: string, at: number): number {
     if (this.length + RECORD_ROOM > this.ints.length) this.grow();
     if (this.length === 0) {
+      this.run = 0;
       this.base = at;
       this.pools = [pool];
       this.pool = pool;
@@ -491,6 +620,7 @@ export class TaskBatchWriter {
       return 0;
     }
     if (pool !== this.pool) {
+      this.run = 0;
       let index = this.pools.indexOf(pool);
       if (index === -1) index = this.pools.push(pool) - 1;
       this.pool = pool;

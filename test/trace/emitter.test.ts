@@ -147,15 +147,16 @@ describe('live trace over a private socket', () => {
         POOLSCOPE_TRACE_TOKEN: 't',
         POOLSCOPE_RUN: 'slow',
       };
-      // Task records are compact (about 70 bytes a task): 200k tasks are well past 4 MiB.
-      const result = await run('flood-script.cjs', ['200000'], env);
+      // Task records are compact (about 27 bytes a task in a burst): 600k tasks are well past
+      // 4 MiB.
+      const result = await run('flood-script.cjs', ['600000'], env);
       assert.equal(result.code, 0, result.stderr);
       await new Promise((r) => setTimeout(r, 500));
       assert.deepEqual(store.problems, []);
       const run_ = store.runs.get('slow')!;
       const pool = [...run_.pools.values()][0]!;
       assert.ok(run_.dropped > 0, 'some low-value events were dropped');
-      assert.equal(pool.counts.passed, 200000, 'every task end arrived');
+      assert.equal(pool.counts.passed, 600000, 'every task end arrived');
       assert.equal(pool.counts.failed, 1);
       assert.equal(run_.errorCount, 1);
     } finally {

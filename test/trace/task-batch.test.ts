@@ -151,6 +151,66 @@ describe('the tasks batch', () => {
     ]);
   });
 
+  it('writes a burst as runs: 2 values a submission and 3 a result, read back as the events', () => {
+    const w = new TaskBatchWriter();
+    const t0 = 1_700_000_000_000;
+    const expected: Record<string, unknown>[] = [];
+    const env = { v: 2, pid: 9, tid: 0, run: 'r' };
+    const submit = (pool: string, at: number, task: number, fn: string, args: number[]) => {
+      assert.ok(w.submitted(pool, us(at), task, fn, 0, 1, args));
+      expected.push({
+        ...env,
+        ts: at,
+        type: 'task.submitted',
+        pool,
+        task,
+        fn,
+        kind: 'apply',
+        args: args.length ? `[ ${args.join(', ')} ]` : '[]',
+        items: 1,
+      });
+    };
+    const ran = (at: number, task: number, fn: string, worker: number, result: number | string) => {
+      w.started('9:1', us(at), task, worker);
+      assert.ok(w.succeeded('9:1', us(at), task, fn, worker, result, 7, 900 + task));
+      expected.push(
+        { ...env, ts: at, type: 'task.started', pool: '9:1', task, worker },
+        {
+          ...env,
+          ts: at,
+          type: 'task.succeeded',
+          pool: '9:1',
+          task,
+          fn,
+          worker,
+          result: String(result),
+          durationMs: 0.007,
+          queuedMs: (900 + task) / 1000,
+        },
+      );
+    };
+    // 1000 submissions with one integer argument: one run, until something breaks it.
+    for (let task = 1; task <= 1000; task++) submit('9:1', t0 + task / 1000, task, 'inc', [task]);
+    submit('9:1', t0 + 1.5, 1001, 'inc', [1, 2]); // two arguments
+    submit('9:1', t0 + 1.6, 1002, 'inc', [5]);
+    submit('9:1', t0 + 1.7, 1004, 'inc', [6]); // not the next task
+    submit('9:1', t0 + 1.8, 1005, 'dec', [7]); // another function
+    submit('9:2', t0 + 1.9, 1, 'inc', [8]); // another pool
+    submit('9:1', t0 + 2, 1006, 'dec', [9]);
+    // A worker's results: one run per message (one time), per worker, while results are integers.
+    for (let task = 1; task <= 500; task++) ran(t0 + 3, task, 'inc', 1, task + 1);
+    for (let task = 501; task <= 1000; task++) ran(t0 + 3, task, 'inc', 2, task + 1);
+    ran(t0 + 3, 1001, 'inc', 2, 'undefined');
+    ran(t0 + 3, 1002, 'inc', 2, 6);
+    ran(t0 + 4, 1003, 'inc', 2, 7);
+    const line = w.close('{"v":2,', ',"pid":9,"tid":0,"run":"r"').join('');
+    const batch = JSON.parse(line) as EventOf<'tasks'>;
+    assert.deepEqual(expandTasks(batch), expected);
+    // 1000 submissions as 2 values each, 1000 results as 3, and a few headers.
+    const values = Buffer.from(batch.ops, 'base64').length / 4;
+    assert.ok(values < 1000 * 5 + 100, `${values} values`);
+  });
+
   it("reads a record's time back as the very number the same instant has as an event's ts", () => {
     // Times on the emitter's whole-microsecond grid. Read back as the batch's time plus the
     // record's microseconds, about one in four came out a ulp or more off (1796012679720.164
