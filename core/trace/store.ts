@@ -266,7 +266,7 @@ class StateTable {
  * of those models would be built only to be evicted: their counts, workers, durations and bars
  * are applied at once, and they are held here, as columns, until someone reads the pool's tasks
  * (PoolState), another event needs a model (any model of the pool: each build reads `tasks`), or
- * `limit` are held. Then the models that would be kept are built (Store.addHeld).
+ * the Store's `heldLimit` are held. Then the models that would be kept are built (Store.addHeld).
  *
  * Held: a task that started with no model of its own (kept as `running`), and a task that ran
  * (task.started and task.succeeded in one record), and the success of a held task. Only while
@@ -280,7 +280,7 @@ class HeldTasks {
   ended = new Float64Array(64);
   durations = new Float64Array(64);
   queued = new Float64Array(64);
-  /** 1 once settled. */
+  /** 0 running, 1 settled; 2 while addHeld drops it (evicted before anyone saw its model). */
   done = new Uint8Array(64);
   fns: string[] = [];
   /** An integer result as itself (its preview is its text), else the preview. */
