@@ -38,6 +38,14 @@ const SOFT_LIMIT = 4 * 1024 * 1024;
 /** Buffered bytes past which every event is dropped (and counted). */
 const HARD_LIMIT = 64 * 1024 * 1024;
 const FLUSH_BYTES = 64 * 1024;
+/**
+ * The first batch closes at this size, each one closed for its size after it at twice the size
+ * before, up to FLUSH_BYTES. So a program's first few hundred tasks (a warm-up) already take
+ * every path a long burst takes (a batch filling up, closing, opening again): V8 collects
+ * feedback for those paths before it optimizes the pool's code, instead of deoptimizing it (and
+ * compiling it again) the first time a batch fills up in the middle of the first big burst.
+ */
+const FIRST_BATCH_BYTES = 512;
 const FLUSH_MS = 25;
 const EXIT_FLUSH_MS = 2000;
 
@@ -111,6 +119,8 @@ export class Tracer {
   private droppedTypes: Record<string, number> = {};
   /** The open `tasks` batch (a PoolTrace writes into it directly while `batch.fast`). */
   readonly batch = new TaskBatchWriter(ORIGIN_US);
+  /** Where the open batch closes (FIRST_BATCH_BYTES, doubling up to FLUSH_BYTES). */
+  private batchBytes = FIRST_BATCH_BYTES;
   /** The envelope as JSON text: before `ts`, and the fields after it. */
   private readonly envelopeHead: string;
   private readonly envelopeTail: string;
@@ -258,16 +268,17 @@ export class Tracer {
   }
 
   private recorded(opened: boolean): void {
-    if (this.batch.bytes >= FLUSH_BYTES) {
+    if (this.batch.bytes >= this.batchBytes) {
+      if (this.batchBytes < FLUSH_BYTES) this.batchBytes *= 2;
       this.closeBatch();
       this.maybeFlush();
     } else if (opened) this.schedule();
     // Records may go straight into the batch while it is open, nothing is being dropped, and
     // what is held stays far from the soft limit (what admit() would let through anyway);
-    // closing the batch, or its reaching FLUSH_BYTES, ends that.
+    // closing the batch, or its reaching its size, ends that.
     const held = this.pendingBytes + (this.unsent?.length ?? 0);
     if (this.batch.length !== 0 && this.dropped === 0 && held + 2 * FLUSH_BYTES < SOFT_LIMIT)
-      this.batch.goFast(FLUSH_BYTES);
+      this.batch.goFast(this.batchBytes);
   }
 
   /** A task event a record cannot hold (a number past 32 bits), in its place as a v1 event. */

@@ -405,7 +405,9 @@ export class TaskBatchWriter {
 
   private wrote(n: number): void {
     this.length = n;
-    if (n * 6 + this.textLength >= this.fastBytes) this.fast = false;
+    // Stored every time, not only when it turns false: a store first made in the middle of a
+    // burst, in code optimized without it, deoptimized that code.
+    this.fast = this.fast && n * 6 + this.textLength < this.fastBytes;
   }
 
   /** task.submitted at `at` (whole µs); `args`: up to 7 int32 values, or the arguments' preview. */
