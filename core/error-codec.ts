@@ -350,6 +350,31 @@ const STACK_ASSIGNABLE = ((): boolean => {
  */
 type DecodeMemo = Map<object, unknown> | undefined;
 
+/**
+ * An Error built without capturing this process's stack: with `Error.stackTraceLimit` not a
+ * number V8 captures nothing (a capture costs a microsecond or more, and formatting its frames
+ * several more; they would be the pool's own receiving code).
+ */
+function constructUncaptured<E extends Error>(
+  target: ErrorClass,
+  args: unknown[],
+  newTarget: ErrorClass = target,
+): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = undefined as unknown as number;
+  try {
+    return Reflect.construct(target, args, newTarget) as E;
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/** Sets an uncaptured error's stack: a plain store where its `stack` is writable data. */
+function setStack(err: Error, stack: string): void {
+  if (STACK_ASSIGNABLE) err.stack = stack;
+  else defineHidden(err, 'stack', stack);
+}
+
 function reviveError(record: ErrorRecord, memo: DecodeMemo): Error {
   const [, name, message, stack, props, ctorName = name, , hasCause, cause, errors] = record;
   const ctor =
@@ -360,19 +385,13 @@ function reviveError(record: ErrorRecord, memo: DecodeMemo): Error {
     BUILTIN_ERRORS.get(name) ??
     Error;
   // A real Error with the class's prototype, not Object.create: it keeps the internal error slot, so
-  // util.inspect, console.log and util.types.isNativeError treat it as the error it is. No stack
-  // capture (it would be this process's stack, and costs a microsecond or more): with a limit
-  // that is not a number V8 captures nothing, so defining `stack` below does not format an empty
-  // one first, as it does after a limit of 0. The message as the constructor's own argument,
-  // which is cheaper than defining it after.
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = undefined as unknown as number;
-  const err = Reflect.construct(Error, [message], ctor) as Error;
-  Error.stackTraceLimit = limit;
+  // util.inspect, console.log and util.types.isNativeError treat it as the error it is. Built
+  // uncaptured, so setting `stack` below does not format an empty one first, as it does after a
+  // limit of 0. The message as the constructor's own argument, cheaper than defining it after.
+  const err = constructUncaptured<Error>(Error, [message], ctor);
   memo?.set(record, err);
   if (err.name !== name) defineHidden(err, 'name', name);
-  if (STACK_ASSIGNABLE) err.stack = stack ?? `${name}: ${message}`;
-  else defineHidden(err, 'stack', stack ?? `${name}: ${message}`);
+  setStack(err, stack ?? `${name}: ${message}`);
   for (let i = 0; i < props.length; i += 3) {
     const key = props[i] as string;
     const decoded = decodeValue(props[i + 1], memo);
@@ -445,5 +464,13 @@ export function decodeThrown(record: ThrownRecord): Error {
   }
   const [kind, encoded] = record as [ThrownKind, unknown];
   const value = decodeValue(encoded, new Map());
-  return new ThrownValueError(`task threw a non-Error ${kind}: ${preview(value)}`, kind, value);
+  // A thrown value has no stack in the worker; here it would be the pool's receiving code (nine
+  // frames, formatted when the pool adds the caller's). The name and message, as a stack starts.
+  const err = constructUncaptured<ThrownValueError>(ThrownValueError, [
+    `task threw a non-Error ${kind}: ${preview(value)}`,
+    kind,
+    value,
+  ]);
+  setStack(err, `${err.name}: ${err.message}`);
+  return err;
 }

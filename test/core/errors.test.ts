@@ -163,6 +163,21 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it("a thrown non-Error's stack is its message, then the caller's frames, none of the pool's", async () => {
+      await withPool({ module, backend, size: 1 }, async (pool) => {
+        const submitFromHere = () => rejectionOf(pool.apply('throwNumber'));
+        const err = (await submitFromHere()) as Rich;
+        assert.ok((err as Error) instanceof ThrownValueError);
+        const [head, ...rest] = err.stack!.split('\n');
+        assert.equal(head, `ThrownValueError: ${err.message}`);
+        // No frame of the pool's own code receiving the result (it used to be nine of them).
+        assert.doesNotMatch(err.stack!, /onResults|decodeThrown|error-codec|backend[/\\]/);
+        assert.match(rest[0]!, /^ {4}--- task #\d+ throwNumber\(\) ran in /);
+        assert.match(err.stack!, /submitFromHere/);
+        assert.equal(err.workerStack, head);
+      });
+    });
+
     it('an async task that rejects arrives the same way through errorCallback', async () => {
       await withPool({ module, backend, size: 1 }, async (pool) => {
         const seen = await new Promise<Error>((resolve) => {
