@@ -4,6 +4,7 @@
  * are kept sorted by start time so the timeline can binary-search what is visible. Marks are
  * columns too; errors and samples are bounded lists.
  */
+import { grown } from '../core/trace/columns';
 import type {
   BarColumns,
   PanelDelta,
@@ -36,13 +37,6 @@ export const MARK_KINDS: PanelMark['kind'][] = [
   'getTimeout',
 ];
 
-function grow<T extends Int32Array | Float64Array | Uint8Array | Uint32Array>(a: T, n: number): T {
-  if (n <= a.length) return a;
-  const b = new (a.constructor as new (n: number) => T)(Math.max(n, a.length * 2));
-  b.set(a);
-  return b;
-}
-
 /** One worker's lane: the rows it ran, sorted by start. */
 export class Lane {
   rows = new Int32Array(64);
@@ -58,7 +52,7 @@ export class Lane {
   ) {}
 
   add(row: number): void {
-    this.rows = grow(this.rows, this.n + 1);
+    this.rows = grown(this.rows, this.n + 1);
     const start = this.pool.start;
     if (this.n > 0 && start[this.rows[this.n - 1]!]! > start[row]!) this.sorted = false;
     this.rows[this.n++] = row;
@@ -154,13 +148,13 @@ export class PoolBars {
       if (row < 0) {
         row = this.n++;
         const size = this.n;
-        this.task = grow(this.task, size);
-        this.worker = grow(this.worker, size);
-        this.start = grow(this.start, size);
-        this.end = grow(this.end, size);
-        this.state = grow(this.state, size);
-        this.fn = grow(this.fn, size);
-        this.laned = grow(this.laned, size);
+        this.task = grown(this.task, size);
+        this.worker = grown(this.worker, size);
+        this.start = grown(this.start, size);
+        this.end = grown(this.end, size);
+        this.state = grown(this.state, size);
+        this.fn = grown(this.fn, size);
+        this.laned = grown(this.laned, size);
         this.task[row] = task;
         this.laned[row] = 0;
         this.index(task, row);
@@ -220,16 +214,10 @@ export class Marks {
       if (this.n >= MARKS_KEPT) this.dropOldestHalf();
       const i = this.n++;
       if (i >= this.ts.length) {
-        const size = this.ts.length * 2;
-        const g = <T extends Float64Array | Uint8Array | Int32Array | Int16Array>(a: T): T => {
-          const b = new (a.constructor as new (n: number) => T)(size);
-          b.set(a);
-          return b;
-        };
-        this.ts = g(this.ts);
-        this.kind = g(this.kind);
-        this.task = g(this.task);
-        this.pool = g(this.pool);
+        this.ts = grown(this.ts, i + 1);
+        this.kind = grown(this.kind, i + 1);
+        this.task = grown(this.task, i + 1);
+        this.pool = grown(this.pool, i + 1);
       }
       this.ts[i] = m.ts;
       this.kind[i] = Math.max(0, MARK_KINDS.indexOf(m.kind));

@@ -4,6 +4,8 @@
  * last change, so a view can send only what changed. Bounded: past `capacity` rows the oldest
  * half is dropped (and counted).
  */
+import { grown } from './columns';
+
 const NONE = -1;
 
 export class BarTable {
@@ -59,19 +61,13 @@ export class BarTable {
 
   private growRows(n: number): void {
     if (n <= this.task.length) return;
-    const size = Math.max(n, this.task.length * 2);
-    const grow = <T extends Int32Array | Float64Array | Uint8Array | Uint32Array>(a: T): T => {
-      const b = new (a.constructor as new (n: number) => T)(size);
-      b.set(a);
-      return b;
-    };
-    this.task = grow(this.task);
-    this.worker = grow(this.worker);
-    this.start = grow(this.start);
-    this.end = grow(this.end);
-    this.state = grow(this.state);
-    this.fn = grow(this.fn);
-    this.version = grow(this.version);
+    this.task = grown(this.task, n);
+    this.worker = grown(this.worker, n);
+    this.start = grown(this.start, n);
+    this.end = grown(this.end, n);
+    this.state = grown(this.state, n);
+    this.fn = grown(this.fn, n);
+    this.version = grown(this.version, n);
   }
 
   private growIndex(n: number): void {

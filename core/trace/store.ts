@@ -14,6 +14,7 @@
  */
 import { Fifo } from '../fifo';
 import { BarTable } from './bars';
+import { grown } from './columns';
 import type { ErrorInfo, EventOf, TraceEvent } from './protocol';
 import { OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION } from './version';
 import { forEachTaskRecord, type TaskArgs, type TaskRecordVisitor } from './task-batch';
@@ -340,27 +341,15 @@ class HeldTasks {
   }
 
   private grow(): void {
-    const size = this.ids.length * 2;
-    const int32 = (a: Int32Array): Int32Array<ArrayBuffer> => {
-      const b = new Int32Array(size);
-      b.set(a);
-      return b;
-    };
-    const float64 = (a: Float64Array): Float64Array<ArrayBuffer> => {
-      const b = new Float64Array(size);
-      b.set(a);
-      return b;
-    };
-    this.ids = int32(this.ids);
-    this.workers = int32(this.workers);
-    this.settledOrder = int32(this.settledOrder);
-    this.started = float64(this.started);
-    this.ended = float64(this.ended);
-    this.durations = float64(this.durations);
-    this.queued = float64(this.queued);
-    const done = new Uint8Array(size);
-    done.set(this.done);
-    this.done = done;
+    const n = this.ids.length + 1;
+    this.ids = grown(this.ids, n);
+    this.workers = grown(this.workers, n);
+    this.settledOrder = grown(this.settledOrder, n);
+    this.started = grown(this.started, n);
+    this.ended = grown(this.ended, n);
+    this.durations = grown(this.durations, n);
+    this.queued = grown(this.queued, n);
+    this.done = grown(this.done, n);
   }
 }
 
