@@ -48,7 +48,8 @@ process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 // Bursts: a fresh process runs a warm-up, then `bursts` times `tasks` applyAsync at once, back to
-// back; prints each burst's tasks/s.
+// back; prints each burst's tasks/s, and the CPU its process used per task (all its threads: the
+// main thread, V8's, and thread workers; not the workers of the process backend).
 const burstScript = join(scratch, 'burst.cjs');
 writeFileSync(
   burstScript,
@@ -58,19 +59,24 @@ writeFileSync(
    (async () => {
      await Promise.all(Array.from({ length: 200 }, (_, i) => pool.applyAsync('inc', [i])));
      const rates = [];
+     const cpu = [];
      for (let b = 0; b < Number(bursts); b++) {
        const t0 = performance.now();
+       const c0 = process.cpuUsage();
        const results = [];
        for (let i = 0; i < Number(n); i++) results.push(pool.applyAsync('inc', [i]));
        await Promise.all(results);
        rates.push(Number(n) / ((performance.now() - t0) / 1000));
+       const c = process.cpuUsage(c0);
+       cpu.push((c.user + c.system) / Number(n));
      }
      await pool.terminate();
      console.log('RATES ' + rates.join(' '));
+     console.log('CPU ' + cpu.join(' '));
    })();`,
 );
 
-/** One process's bursts: the first one's tasks/s, and the median of the others'. */
+/** One process's bursts: the first one's tasks/s and CPU µs per task, and the median of the others'. */
 function runBurst(dist, backend, env) {
   return new Promise((resolveRun, reject) => {
     const args = [burstScript, dist, backend, String(tasks), String(bursts)];
@@ -82,10 +88,12 @@ function runBurst(dist, backend, env) {
     child.stdout.on('data', (d) => (out += d));
     child.on('close', (code) => {
       const m = /RATES (.+)/.exec(out);
-      if (code !== 0 || !m) reject(new Error(`burst failed (${code}): ${out}`));
+      const c = /CPU (.+)/.exec(out);
+      if (code !== 0 || !m || !c) reject(new Error(`burst failed (${code}): ${out}`));
       else {
         const [first, ...rest] = m[1].trim().split(' ').map(Number);
-        resolveRun({ first, steady: median(rest) });
+        const [cpuFirst, ...cpuRest] = c[1].trim().split(' ').map(Number);
+        resolveRun({ first, steady: median(rest), cpuFirst, cpuSteady: median(cpuRest) });
       }
     });
   });
@@ -123,6 +131,7 @@ if (!values.skip.includes('overhead')) {
     '| backend | variant | first burst tasks/s | range | vs no sink | steady tasks/s | range | vs no sink |',
   );
   console.log('|---|---|---:|---|---:|---:|---|---:|');
+  const cpuTables = [];
   for (const backend of values.backends.split(',')) {
     const rates = new Map(variants.map((v) => [v.name, []]));
     for (let rep = 0; rep < reps; rep++) {
@@ -137,13 +146,19 @@ if (!values.skip.includes('overhead')) {
           server = await TraceServer.start({ run: 'b', onLine: (l) => store.applyLine(l) });
           env = server.env;
         }
-        rates.get(v.name).push(await runBurst(v.dist, backend, env));
+        // This process's CPU meanwhile: spawning the child, and for the socket sink, the server
+        // and the Store reading it (the consumer).
+        const c0 = process.cpuUsage();
+        const run = await runBurst(v.dist, backend, env);
         if (server) {
           await server.close();
           const pool = [...store.runs.get('b').pools.values()][0];
           if (pool.counts.passed !== tasks * bursts + 200)
             throw new Error(`the Store saw ${pool.counts.passed} tasks`);
         }
+        const used = process.cpuUsage(c0);
+        run.parent = (used.user + used.system) / (tasks * bursts + 200);
+        rates.get(v.name).push(run);
         rmSync(join(scratch, `t-${rep}.jsonl`), { force: true });
       }
     }
@@ -159,6 +174,31 @@ if (!values.skip.includes('overhead')) {
         return `${Math.round(m).toLocaleString('en-US')} | ${range} | ${(m / base).toFixed(2)}x`;
       });
       console.log(`| ${backend} | ${v.name} | ${cells.join(' | ')} |`);
+    }
+    cpuTables.push({ backend, rates });
+  }
+  // CPU is steadier than throughput on a noisy machine: what tracing adds per task, where.
+  console.log(
+    `\nCPU per task, µs (medians): the program's process (all its threads; with the process ` +
+      `backend, not its workers), and this process reading the trace (the consumer: the socket's ` +
+      `server and the Store, less what it spends on a run without a sink).\n`,
+  );
+  console.log(
+    '| backend | variant | program, first burst | added | program, steady | added | consumer |',
+  );
+  console.log('|---|---|---:|---:|---:|---:|---:|');
+  for (const { backend, rates } of cpuTables) {
+    for (const v of variants) {
+      const against =
+        v.base === 'baseline' && v.sink !== 'none' ? 'baseline build, no sink' : 'no sink';
+      const m = (name, key) => median(rates.get(name).map((r) => r[key]));
+      const cell = (key) =>
+        `${m(v.name, key).toFixed(2)} | ${(m(v.name, key) - m(against, key)).toFixed(2)}`;
+      const consumer =
+        v.sink === 'socket' ? (m(v.name, 'parent') - m(against, 'parent')).toFixed(2) : '–';
+      console.log(
+        `| ${backend} | ${v.name} | ${cell('cpuFirst')} | ${cell('cpuSteady')} | ${consumer} |`,
+      );
     }
   }
 }
