@@ -1093,6 +1093,27 @@ export class Store {
         begin(ts);
         this.taskSubmitted(poolOf(pool, ts), ts, task, fn, kind, args, items);
       },
+      submittedRun: (pool, first, fn, kind, items, run) => {
+        const p = poolOf(pool, run.ts(0));
+        const table = this.table(p);
+        // While a submission would only be counted (see taskSubmitted), it is counted here
+        // without a call: most of a burst's submissions.
+        let counted = this.barsPerPool <= 0 && this.countsOnly(p);
+        for (let k = 0; k < run.length; k++) {
+          const id = first + k;
+          const ts = run.ts(k);
+          begin(ts);
+          if (ts > p.lastTs) p.lastTs = ts;
+          if (counted && table.get(id) === UNKNOWN) {
+            table.set(id, 0);
+            p.counts.submitted++;
+            p.counts.queued++;
+          } else {
+            this.taskSubmitted(p, ts, id, fn, kind, run.args(k), items);
+            counted = counted && this.countsOnly(p);
+          }
+        }
+      },
       started: (pool, ts, task, worker) => {
         begin(ts);
         const p = poolOf(pool, ts);
@@ -1137,6 +1158,13 @@ export class Store {
     forEachTaskRecord(e, visitor);
   }
 
+  /** Whether a submission of a task not seen yet would only be counted (taskSubmitted). */
+  private countsOnly(pool: PoolState): boolean {
+    return (
+      pool.tasks.size >= this.tasksPerPool && this.table(pool).firstSettled(pool.kept) === undefined
+    );
+  }
+
   private taskSubmitted(
     pool: PoolState,
     ts: number,
@@ -1152,10 +1180,7 @@ export class Store {
       const table = this.table(pool);
       // keep()'s choice, known before building the model: counted, not kept (in a burst, most
       // submissions arrive this way).
-      const counted =
-        this.seen(pool, table, id) === 0 &&
-        pool.tasks.size >= this.tasksPerPool &&
-        table.firstSettled(pool.kept) === undefined;
+      const counted = this.seen(pool, table, id) === 0 && this.countsOnly(pool);
       if (!counted) task = this.task(pool, id);
     }
     if (task !== undefined) {

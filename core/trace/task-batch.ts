@@ -89,6 +89,19 @@ export interface TaskRecordVisitor {
     queuedMs: number,
   ): void;
   /**
+   * A run of submissions (a record of type 7): tasks `first` to `first + run.length - 1`, each
+   * with one integer argument. When absent, `submitted` is called for each. `run` serves this
+   * call only.
+   */
+  submittedRun?(
+    pool: string,
+    first: number,
+    fn: string,
+    kind: TaskKindName,
+    items: number,
+    run: SubmittedRun,
+  ): void;
+  /**
    * task.started then task.succeeded, at one time, on one worker (a record of type 4 or 6): when
    * absent, `started` and `succeeded` are called. `result` is an integer result as itself (its
    * preview is `String(result)`), else the preview.
@@ -111,6 +124,34 @@ export interface TaskRecordVisitor {
  */
 export interface TaskArgs {
   text(): string;
+}
+
+/** The tasks of a run of submissions (TaskRecordVisitor.submittedRun). */
+export interface SubmittedRun {
+  readonly length: number;
+  /** The k-th task's time (ms since the epoch, as an event's `ts`). */
+  ts(k: number): number;
+  /** The k-th task's arguments; like `submitted`'s, read before asking for another. */
+  args(k: number): TaskArgs;
+}
+
+/** The SubmittedRun of forEachTaskRecord: (dt, arg) pairs from `from` in `cursor.ops`. */
+class RunCursor implements SubmittedRun {
+  length = 0;
+  from = 0;
+  base = 0;
+
+  constructor(private readonly cursor: ArgsCursor) {}
+
+  ts(k: number): number {
+    return (this.base + this.cursor.ops[this.from + 2 * k]!) / 1000;
+  }
+
+  args(k: number): TaskArgs {
+    this.cursor.count = 1;
+    this.cursor.from = this.from + 2 * k + 1;
+    return this.cursor;
+  }
 }
 
 /** The TaskArgs of forEachTaskRecord: the record being visited's arguments. */
@@ -162,6 +203,7 @@ export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisi
   const ops = decodeOps(event.ops);
   const args = new ArgsCursor();
   args.ops = ops;
+  const run = new RunCursor(args);
   // Whole microseconds (see now() in emitter.ts): a record's time is then the same number as the
   // same instant written as an event's own ts.
   const base = Math.round(event.ts * 1000);
@@ -189,6 +231,14 @@ export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisi
       const n = ops[i + 5]!;
       if (n < 1) throw new Error(`tasks: the run at ops[${at}] has ${n} tasks`);
       need(6 + 2 * n, at);
+      if (visit.submittedRun !== undefined) {
+        run.length = n;
+        run.from = i + 6;
+        run.base = base;
+        visit.submittedRun(pool, first, fn, kind, items, run);
+        i += 6 + 2 * n;
+        continue;
+      }
       args.count = 1;
       for (let k = 0, j = i + 6; k < n; k++, j += 2) {
         args.from = j + 1;

@@ -399,8 +399,8 @@ describe('the Store builds the models of a burst when they are read, as its even
 
   /**
    * Lines of a random run of one pool: tasks submitted, started on 2 or 3 workers in about the
-   * order they came, ending (often at the time the next starts, one record), some failing; batches
-   * closed at random points, as flushes are.
+   * order they came (a few before their submission), ending (often at the time the next starts,
+   * one record), some failing; batches closed at random points, as flushes are.
    */
   function stream(seed: number): string[] {
     const rnd = random(seed);
@@ -413,6 +413,8 @@ describe('the Store builds the models of a burst when they are read, as its even
     const queued: number[] = [];
     const running = new Map<number, number>();
     const workers = 2 + Math.floor(rnd() * 2);
+    /** Tasks whose start (and maybe end) arrives before their submission, as from two processes. */
+    const early = new Set<number>();
     let next = 1;
     for (let step = 0; step < 600; step++) {
       at += Math.floor(rnd() * 3);
@@ -420,10 +422,17 @@ describe('the Store builds the models of a burst when they are read, as its even
       if (r < 0.35 && next <= 200) {
         const args = rnd() < 0.9 ? [next] : [next, 2];
         w.submitted('9:1', at, next, rnd() < 0.9 ? 'inc' : 'dec', 0, 1, args);
-        queued.push(next++);
+        if (!early.has(next)) queued.push(next);
+        next++;
         continue;
       }
       const worker = 1 + Math.floor(rnd() * workers);
+      if (r < 0.38 && next < 200 && !running.has(worker)) {
+        w.started('9:1', at, next + 1, worker);
+        running.set(worker, next + 1);
+        early.add(next + 1);
+        continue;
+      }
       const current = running.get(worker);
       if (current !== undefined) {
         running.delete(worker);
