@@ -932,7 +932,7 @@ export class Store {
       kept.delete(victim);
       table.shiftSettled();
     }
-    // The held ones that go instead: marked as not settled, then skipped.
+    // The held ones that go instead (once the models kept before have gone): marked 2, skipped.
     for (let k = 0; k < evict; k++) held.done[held.settledOrder[k]!] = 2;
     for (let at = 0; at < n; at++) {
       const done = held.done[at]!;
