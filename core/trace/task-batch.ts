@@ -231,18 +231,13 @@ export function forEachTaskRecord(event: EventOf<'tasks'>, visit: TaskRecordVisi
       const n = ops[i + 5]!;
       if (n < 1) throw new Error(`tasks: the run at ops[${at}] has ${n} tasks`);
       need(6 + 2 * n, at);
-      if (visit.submittedRun !== undefined) {
-        run.length = n;
-        run.from = i + 6;
-        run.base = base;
-        visit.submittedRun(pool, first, fn, kind, items, run);
-        i += 6 + 2 * n;
-        continue;
-      }
-      args.count = 1;
-      for (let k = 0, j = i + 6; k < n; k++, j += 2) {
-        args.from = j + 1;
-        visit.submitted(pool, (base + ops[j]!) / 1000, first + k, fn, kind, items, args);
+      run.length = n;
+      run.from = i + 6;
+      run.base = base;
+      if (visit.submittedRun !== undefined) visit.submittedRun(pool, first, fn, kind, items, run);
+      else {
+        for (let k = 0; k < n; k++)
+          visit.submitted(pool, run.ts(k), first + k, fn, kind, items, run.args(k));
       }
       i += 6 + 2 * n;
       continue;
