@@ -52,6 +52,9 @@ interface Channel {
   progress?: Int32Array | undefined;
 }
 
+/** An idle thread's poll reads the clock once every this many loads of the shared count. */
+const SPIN_CHECK = 1024;
+
 function threadChannel(): Channel {
   const port = parentPort!;
   // [0]: messages the main thread sent; [1]: tasks finished here (see ThreadWorker).
@@ -65,9 +68,14 @@ function threadChannel(): Channel {
           for (;;) {
             // A thread asleep on an idle core takes tens of microseconds to wake (more in a VM):
             // a short poll first catches a task sent in reply to the result just posted.
+            // The clock is read once every SPIN_CHECK polls: each read allocates a number, and
+            // a poll that read it every time made a worker's garbage collections (pauses of a
+            // millisecond or more, early in its life) land in the middle of its tasks.
             if (spinMs > 0) {
               const until = performance.now() + spinMs;
-              while (Atomics.load(sent, 0) === seen && performance.now() < until);
+              for (let n = 1; Atomics.load(sent, 0) === seen; n++) {
+                if (n % SPIN_CHECK === 0 && performance.now() >= until) break;
+              }
             }
             const woke = Atomics.wait(sent, 0, seen, waitMs);
             if (woke === 'timed-out') return false;
