@@ -319,7 +319,7 @@ const HIDDEN: PropertyDescriptor = {
 };
 
 /** A non-enumerable, writable property, as an error's own `message` and `stack` are. */
-export function defineHidden(target: object, key: string, value: unknown): void {
+export function defineHidden(target: object, key: PropertyKey, value: unknown): void {
   HIDDEN.value = value;
   try {
     Object.defineProperty(target, key, HIDDEN);

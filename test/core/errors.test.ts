@@ -64,6 +64,34 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it("builds a lone failure's stacks on first read, through accessors every error shares", async () => {
+      // A getter closure of each error's own gave each error a hidden class of its own, which
+      // kept what the closure held alive through the main thread's minor garbage collections.
+      await withPool({ module, backend, size: 1 }, async (pool) => {
+        const a = (await rejectionOf(pool.apply('rich'))) as Rich;
+        const b = (await rejectionOf(pool.apply('rich'))) as Rich;
+        for (const key of ['stack', 'callerStack']) {
+          const da = Object.getOwnPropertyDescriptor(a, key)!;
+          const db = Object.getOwnPropertyDescriptor(b, key)!;
+          assert.equal(typeof da.get, 'function', `${key} is built on first read`);
+          assert.equal(da.get, db.get, `${key}: one getter for both errors`);
+          assert.equal(da.set, db.set, `${key}: one setter for both errors`);
+          assert.equal(da.enumerable, false);
+        }
+        assert.match(a.stack!, /--- task #1 rich\(\) ran in worker/);
+        assert.match(b.stack!, /--- task #2 rich\(\) ran in worker/);
+        assert.equal(
+          Object.getOwnPropertyDescriptor(a, 'stack')!.value,
+          a.stack,
+          'kept once built',
+        );
+        assert.match(b.callerStack!, /errors\.test\.js/);
+        a.callerStack = 'replaced';
+        assert.equal(a.callerStack, 'replaced');
+        assert.deepEqual(Object.keys(a).sort(), ['code', 'detail', 'self']);
+      });
+    });
+
     it("cuts the pool's frames from a worker's stack when source maps are on too", async () => {
       // Source maps name the pool's frame after the file it was built from (entry.ts).
       await withPool(
