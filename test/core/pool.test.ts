@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   AsyncResult,
   defaultChunksize,
@@ -65,6 +67,31 @@ describe('a long burst of submissions on the thread backend', () => {
         counts,
         Array.from({ length: 512 }, (_, k) => k + 1),
       );
+    });
+  });
+});
+
+describe('a settled result', () => {
+  it('keeps its outcome, not the callbacks it was given', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    await withPool({ module: fixture('tasks.mjs'), backend: 'thread', size: 1 }, async (pool) => {
+      // Built in a function of its own, so that only the callbacks hold `big`.
+      const submit = (): { result: AsyncResult<number>; held: WeakRef<object> } => {
+        const big = { data: new Array<number>(10_000).fill(1) };
+        const result = pool.applyAsync<number>('square', [3], {
+          callback: () => void big.data.length,
+          errorCallback: () => void big.data.length,
+        });
+        return { result, held: new WeakRef(big) };
+      };
+      const { result, held } = submit();
+      assert.equal(await result, 9);
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+      assert.equal(held.deref(), undefined, 'the settled result still holds its callbacks');
+      assert.equal(await result.get(), 9);
+      assert.equal(result.successful(), true);
     });
   });
 });
