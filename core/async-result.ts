@@ -119,11 +119,12 @@ export class AsyncResult<T> extends Promise<T> implements TaskSink {
     try {
       callback(value as never);
     } catch (err) {
+      // Neither lets anything escape (the rest of a batch of results is being settled).
       this.report(err, which);
-      this.observer?.callbackRan(this.traceTask, which, err);
+      this.observer?.callbackRan(this.traceTask, which, true, err);
       return;
     }
-    this.observer?.callbackRan(this.traceTask, which);
+    this.observer?.callbackRan(this.traceTask, which, false);
   }
 
   ready(): boolean {

@@ -8,6 +8,7 @@
  * references and cycles are kept because the clone algorithm keeps them.
  * `decodeThrown` turns the received graph back into real `Error` objects.
  */
+import { types } from 'node:util';
 import { POOLSCOPE_ERRORS, ThrownValueError, UnsendableValue, type ThrownKind } from './errors';
 
 /**
@@ -80,19 +81,54 @@ export function registerErrorClass(ctor: new (...args: never[]) => Error, name =
 
 const SKIPPED_ERROR_KEYS = new Set(['name', 'message', 'stack', 'cause', 'errors']);
 
+/**
+ * Whether `value` is an Error (of this realm or another). False, not an exception, for a proxy
+ * whose traps throw or that was revoked (an immer draft after its recipe, for one).
+ */
 export function isError(value: unknown): value is Error {
-  return (
-    value instanceof Error ||
-    (typeof value === 'object' &&
-      value !== null &&
-      Object.prototype.toString.call(value) === '[object Error]')
-  );
+  if (typeof value !== 'object' || value === null) return false;
+  try {
+    return value instanceof Error || Object.prototype.toString.call(value) === '[object Error]';
+  } catch {
+    return false;
+  }
+}
+
+/** What an exception says, for a marker; never throws. */
+export function reasonOf(err: unknown): string {
+  try {
+    return isError(err) ? `${String(err.name)}: ${String(err.message)}` : String(err);
+  } catch {
+    return 'a value that cannot be read';
+  }
+}
+
+/**
+ * A thrown value as text for a log line: an Error's stack (or its name and message), anything
+ * else as a string. Never throws, whatever was thrown (a revoked proxy, a getter that throws).
+ */
+export function describeThrown(value: unknown): string {
+  try {
+    if (isError(value)) {
+      const stack = value.stack;
+      return typeof stack === 'string' && stack !== '' ? stack : reasonOf(value);
+    }
+    return String(value);
+  } catch {
+    return 'a value that cannot be read (a revoked proxy, or one whose traps throw)';
+  }
 }
 
 function describeFunction(fn: Function): MarkerRecord {
-  const source = Function.prototype.toString.call(fn);
-  const kind = source.startsWith('class') ? 'class' : 'function';
-  return [UNSENDABLE, kind, fn.name || '(anonymous)'];
+  let kind = 'function';
+  let name = '';
+  try {
+    if (Function.prototype.toString.call(fn).startsWith('class')) kind = 'class';
+    name = String(fn.name);
+  } catch {
+    // A proxy of a function: its source and name can throw.
+  }
+  return [UNSENDABLE, kind, name || '(anonymous)'];
 }
 
 function marker(kind: string, description: string): MarkerRecord {
@@ -103,7 +139,7 @@ function safeGet(obj: object, key: PropertyKey): unknown {
   try {
     return (obj as Record<PropertyKey, unknown>)[key];
   } catch (err) {
-    return marker('getter', `threw ${isError(err) ? err.message : String(err)}`);
+    return marker('getter', `threw ${reasonOf(err)}`);
   }
 }
 
@@ -147,11 +183,26 @@ function encodeValue(value: unknown, memo: Memo): unknown {
     memo.shared = true;
     return seen;
   }
+  try {
+    return encodeObject(obj, memo);
+  } catch (err) {
+    // A proxy whose traps throw, a revoked one, a getter of a Map subclass: what was read of it
+    // is dropped, and a marker says why, in its place (and wherever else it is referenced).
+    const out = marker('unreadable', `reading it threw ${reasonOf(err)}`);
+    memo.set(obj, out);
+    return out;
+  }
+}
+
+function encodeObject(obj: object, memo: Memo): unknown {
   if (isError(obj)) return encodeError(obj, memo);
   // A plain object (an error's `detail`, most often) is none of the kinds below.
   if (Object.getPrototypeOf(obj) === Object.prototype) return encodePlain(obj, memo);
-  for (const ctor of CLONEABLE_AS_IS) {
-    if (obj instanceof ctor) return obj;
+  // A proxy of a Date or a typed array is not cloneable as one: it is read as an object.
+  if (!types.isProxy(obj)) {
+    for (const ctor of CLONEABLE_AS_IS) {
+      if (obj instanceof ctor) return obj;
+    }
   }
   if (Array.isArray(obj)) {
     const out: unknown[] = [];
@@ -186,29 +237,77 @@ function encodePlain(obj: object, memo: Memo): Record<string, unknown> {
   return out;
 }
 
+/**
+ * A string read from an error (its name, its message), or `fallback` when there is none, or
+ * when reading it threw (safeGet's marker, whose text `fallback` may include); never throws.
+ */
+function textOf(value: unknown, fallback: string | ((why: string) => string)): string {
+  if (typeof value === 'string') return value;
+  const marked = Array.isArray(value) && value[0] === UNSENDABLE;
+  if (value === undefined || value === null || marked) {
+    return typeof fallback === 'string' ? fallback : fallback(marked ? String(value[2]) : '');
+  }
+  try {
+    return String(value);
+  } catch (err) {
+    return typeof fallback === 'string' ? fallback : fallback(`threw ${reasonOf(err)}`);
+  }
+}
+
+/** `value` as an array to encode, if it is one; undefined if not, or if it cannot be read. */
+function arrayOf(value: unknown): unknown[] | undefined {
+  try {
+    return Array.isArray(value) ? Array.from(value as unknown[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An error's record. Every read that can throw (a getter, a proxy's trap) is guarded: a part
+ * that cannot be read is left out or marked, and the rest of the error still travels.
+ */
 function encodeError(err: Error, memo: Memo): ErrorRecord {
-  const name = String(safeGet(err, 'name') ?? 'Error');
-  const record: ErrorRecord = [ERROR, name, String(safeGet(err, 'message') ?? ''), undefined, []];
+  const name = textOf(safeGet(err, 'name'), 'Error');
+  const message = textOf(safeGet(err, 'message'), (why) => (why ? `[message ${why}]` : ''));
+  const record: ErrorRecord = [ERROR, name, message, undefined, []];
   memo.set(err, record);
   const stack = safeGet(err, 'stack');
   record[3] = typeof stack === 'string' ? stack : undefined;
   const props = record[4];
-  for (const key of Object.getOwnPropertyNames(err)) {
+  let keys: string[] = [];
+  try {
+    keys = Object.getOwnPropertyNames(err);
+  } catch {
+    // A proxy whose ownKeys trap throws: its name, message and stack still travel.
+  }
+  for (const key of keys) {
     if (SKIPPED_ERROR_KEYS.has(key)) continue;
-    const enumerable = Object.prototype.propertyIsEnumerable.call(err, key);
+    let enumerable = false;
+    try {
+      enumerable = Object.prototype.propertyIsEnumerable.call(err, key);
+    } catch {
+      // Read as a hidden property.
+    }
     props.push(key, encodeValue(safeGet(err, key), memo), enumerable);
   }
-  const ctorName = err.constructor?.name ?? 'Error';
-  const hasCause = Object.prototype.hasOwnProperty.call(err, 'cause');
-  const errors = safeGet(err, 'errors');
-  if (!hasCause && !Array.isArray(errors)) {
+  const ctor = safeGet(err, 'constructor');
+  const ctorName = textOf(typeof ctor === 'function' ? safeGet(ctor, 'name') : undefined, 'Error');
+  let hasCause = false;
+  try {
+    hasCause = Object.prototype.hasOwnProperty.call(err, 'cause');
+  } catch {
+    // As if it had none.
+  }
+  const errors = arrayOf(safeGet(err, 'errors'));
+  if (!hasCause && errors === undefined) {
     if (ctorName !== name) record[5] = ctorName;
   } else {
     record[5] = ctorName;
     record[6] = false;
     record[7] = hasCause;
     record[8] = hasCause ? encodeValue(safeGet(err, 'cause'), memo) : undefined;
-    record[9] = Array.isArray(errors) ? errors.map((e) => encodeValue(e, memo)) : undefined;
+    record[9] = errors?.map((e) => encodeValue(e, memo));
   }
   return record;
 }
@@ -286,24 +385,80 @@ export function encodeThrown(
   thrown: unknown,
   runnerFrames?: readonly [string, string],
 ): ThrownRecord {
-  const memo = new Memo();
-  if (isError(thrown)) {
-    // The first of the runner's frames names its file and a colon.
-    const cut =
-      runnerFrames !== undefined && formatStackAbove(thrown, runnerFrames[0].slice(0, -1));
-    const record = encodeError(thrown, memo);
-    // A stack formatted before (or by someone else) is cut as text.
-    if (runnerFrames && !cut && record[3] !== undefined)
-      record[3] = cutFrames(record[3], runnerFrames);
-    // Told to the receiver, which keeps no memo for a graph without shared objects.
-    if (memo.shared) {
-      if (record.length < 6) record[5] = undefined;
-      record[6] = true;
-    }
-    return record;
-  }
   const kind: ThrownKind = thrown === null ? 'null' : (typeof thrown as ThrownKind);
-  return [kind, encodeValue(thrown, memo)];
+  const memo = new Memo();
+  try {
+    if (isError(thrown)) {
+      // The first of the runner's frames names its file and a colon.
+      const cut =
+        runnerFrames !== undefined && formatStackAbove(thrown, runnerFrames[0].slice(0, -1));
+      const record = encodeError(thrown, memo);
+      // A stack formatted before (or by someone else) is cut as text.
+      if (runnerFrames && !cut && record[3] !== undefined)
+        record[3] = cutFrames(record[3], runnerFrames);
+      // Told to the receiver, which keeps no memo for a graph without shared objects.
+      if (memo.shared) {
+        if (record.length < 6) record[5] = undefined;
+        record[6] = true;
+      }
+      return record;
+    }
+    return [kind, encodeValue(thrown, memo)];
+  } catch (err) {
+    // Every read above is guarded; this is the last resort, so that a worker never dies of
+    // what a task threw: the task fails with a ThrownValueError that says what went wrong.
+    return [kind, marker('unreadable', `encoding it threw ${reasonOf(err)}`)];
+  }
+}
+
+/**
+ * An encoded record with every part that `check` refuses (it throws) replaced by a marker. What
+ * the encoder passes on as it is (a Date, a typed array) can still fail to clone: a detached
+ * buffer, for one. Walks what the encoder builds (arrays, plain objects, Maps, Sets), keeping
+ * shared references shared. Called only once sending the record failed.
+ */
+export function sendableRecord<T>(
+  record: T,
+  check: (value: unknown) => void,
+  memo = new Map<object, unknown>(),
+): T {
+  if (typeof record !== 'object' || record === null) return record;
+  if (memo.has(record)) return memo.get(record) as T;
+  if (Array.isArray(record)) {
+    const out: unknown[] = [];
+    memo.set(record, out);
+    for (const item of record) out.push(sendableRecord(item, check, memo));
+    return out as T;
+  }
+  if (record instanceof Map) {
+    const out = new Map<unknown, unknown>();
+    memo.set(record, out);
+    for (const [k, v] of record)
+      out.set(sendableRecord(k, check, memo), sendableRecord(v, check, memo));
+    return out as T;
+  }
+  if (record instanceof Set) {
+    const out = new Set<unknown>();
+    memo.set(record, out);
+    for (const v of record) out.add(sendableRecord(v, check, memo));
+    return out as T;
+  }
+  if (Object.getPrototypeOf(record) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    memo.set(record, out);
+    for (const [k, v] of Object.entries(record)) out[k] = sendableRecord(v, check, memo);
+    return out as T;
+  }
+  try {
+    check(record);
+    memo.set(record, record);
+    return record;
+  } catch (err) {
+    const kind = Object.prototype.toString.call(record).slice(8, -1);
+    const out = marker(kind, `cannot be sent: ${reasonOf(err)}`);
+    memo.set(record, out);
+    return out as T;
+  }
 }
 
 function isRecord(value: unknown[], mark: string): boolean {

@@ -21,7 +21,7 @@ import {
 import { ProcessWorker } from './backend/process';
 import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
-import { decodeThrown, defineHidden } from './error-codec';
+import { decodeThrown, defineHidden, describeThrown } from './error-codec';
 import { hasShared, marshalArgs } from './shared/marshal';
 import {
   PoolStateError,
@@ -497,14 +497,24 @@ export class Pool extends EventEmitter {
       options.initializer === undefined
         ? undefined
         : functionName(options.initializer, 'initializer');
+    // Called while results are being settled: nothing may escape it, or the rest of a batch of
+    // results would never settle. A listener that throws is told about on stderr.
     this.reportCallbackError = (err, which) => {
-      if (this.listenerCount('callbackError') > 0) this.emit('callbackError', err, which);
-      else {
-        const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
-        process.stderr.write(
-          `poolscope: a task's ${which} threw (the pool carries on):\n${text}\n`,
-        );
+      if (this.listenerCount('callbackError') > 0) {
+        try {
+          this.emit('callbackError', err, which);
+          return;
+        } catch (listenerError) {
+          process.stderr.write(
+            `poolscope: a 'callbackError' listener threw (the pool carries on):\n${describeThrown(listenerError)}\n` +
+              `while it was told that a task's ${which} threw:\n${describeThrown(err)}\n`,
+          );
+          return;
+        }
       }
+      process.stderr.write(
+        `poolscope: a task's ${which} threw (the pool carries on):\n${describeThrown(err)}\n`,
+      );
     };
     this.trace?.created(this.backend, this.size, this.module, {
       maxTasksPerChild: options.maxTasksPerChild ?? null,

@@ -3,7 +3,7 @@
  * bounded preview. JSON-safe: non-JSON values become tagged objects (docs/protocol.md, "Values"),
  * cycles become `{"$cycle": "<path>"}`, and everything is bounded in depth and size.
  */
-import { isError } from '../error-codec';
+import { isError, reasonOf } from '../error-codec';
 import { ThrownValueError, UnsendableValue } from '../errors';
 import type { ErrorInfo, StackFrame } from './protocol';
 import { inspect } from 'node:util';
@@ -123,8 +123,26 @@ export function jsonSafe(
   }
 }
 
-/** The protocol's record of a thrown value, whatever it was. */
+/**
+ * The protocol's record of a thrown value, whatever it was. Never throws: a value that cannot be
+ * read (a revoked proxy, traps that throw) is recorded as such.
+ */
 export function errorInfo(thrown: unknown, seen = new Map<object, string>()): ErrorInfo {
+  try {
+    return readErrorInfo(thrown, seen);
+  } catch (err) {
+    const kind = (thrown === null ? 'null' : typeof thrown) as ErrorInfo['thrown'];
+    return {
+      thrown: kind,
+      name: kind,
+      message: clip(`a value that cannot be read: reading it threw ${reasonOf(err)}`),
+      frames: [],
+      props: {},
+    };
+  }
+}
+
+function readErrorInfo(thrown: unknown, seen: Map<object, string>): ErrorInfo {
   if (thrown instanceof ThrownValueError) {
     return {
       thrown: thrown.thrownKind,

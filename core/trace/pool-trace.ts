@@ -20,7 +20,13 @@ type Kind = 'apply' | 'map' | 'starmap' | 'imap' | 'imapUnordered';
  * task): a task's callbacks ran, or `get(timeout)` gave up on it.
  */
 export interface ResultObserver {
-  callbackRan(task: number, which: 'callback' | 'errorCallback', error?: unknown): void;
+  /** `threw`: the callback threw `error` (which may be any value, `undefined` too). */
+  callbackRan(
+    task: number,
+    which: 'callback' | 'errorCallback',
+    threw: boolean,
+    error?: unknown,
+  ): void;
   getTimedOut(task: number, timeoutMs: number): void;
 }
 
@@ -154,12 +160,17 @@ export class PoolTrace implements ResultObserver {
     });
   }
 
-  callbackRan(task: number, which: 'callback' | 'errorCallback', error?: unknown): void {
+  callbackRan(
+    task: number,
+    which: 'callback' | 'errorCallback',
+    threw: boolean,
+    error?: unknown,
+  ): void {
     this.tracer.emit('callback.invoked', {
       pool: this.pool,
       task,
       which,
-      ...(error !== undefined ? { error: errorInfo(error) } : {}),
+      ...(threw ? { error: errorInfo(error) } : {}),
     });
   }
 

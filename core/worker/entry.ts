@@ -13,7 +13,7 @@ import { register } from 'node:module';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serialize } from 'node:v8';
-import { encodeThrown } from '../error-codec';
+import { describeThrown, encodeThrown, sendableRecord, type ThrownRecord } from '../error-codec';
 import { FunctionNotFoundError } from '../errors';
 import { unmarshalArg, unmarshalArgs } from '../shared/marshal';
 import { dieWithParent } from './parent-watch';
@@ -229,17 +229,35 @@ function flush(): void {
   try {
     channel.send({ t: 'done', results });
   } catch {
-    // Some result cannot be cloned: find which, and send a clear failure in its place.
+    // Some result cannot be cloned: find which, and send a clear failure in its place. A failed
+    // task's error whose record cannot be (a detached buffer in its `detail`) travels with that
+    // part marked instead.
     for (let r = 0; r < results.length; r += RESULT_STRIDE) {
-      if (results[r + 1] !== Outcome.Succeeded) continue;
+      const outcome = results[r + 1];
+      if (outcome !== Outcome.Succeeded && outcome !== Outcome.Failed) continue;
       try {
         channel.checkSendable(results[r + 2]);
       } catch (err) {
-        results[r + 1] = Outcome.Unsendable;
-        results[r + 2] = err instanceof Error ? err.message : String(err);
+        if (outcome === Outcome.Failed) {
+          results[r + 2] = sendableRecord(results[r + 2], channel.checkSendable);
+        } else {
+          results[r + 1] = Outcome.Unsendable;
+          results[r + 2] = err instanceof Error ? err.message : String(err);
+        }
       }
     }
     channel.send({ t: 'done', results });
+  }
+}
+
+/** What was thrown, encoded, with any part that cannot be sent marked (sendableRecord). */
+function encodeForSending(thrown: unknown): ThrownRecord {
+  const record = encodeThrown(thrown);
+  try {
+    channel.checkSendable(record);
+    return record;
+  } catch {
+    return sendableRecord(record, channel.checkSendable);
   }
 }
 
@@ -413,7 +431,7 @@ async function runTarget(init: InitMessage): Promise<void> {
     if (isPromiseLike(value)) await value;
   } catch (err) {
     process.exitCode = 1;
-    channel.sendThen({ t: 'target-error', error: encodeThrown(err) }, () => process.exit(1));
+    channel.sendThen({ t: 'target-error', error: encodeForSending(err) }, () => process.exit(1));
     return;
   }
   process.exit(0);
@@ -436,7 +454,7 @@ async function onInit(init: InitMessage): Promise<void> {
         });
       }
     }
-    channel.sendThen({ t: 'startup-error', phase: 'load', error: encodeThrown(err) }, () =>
+    channel.sendThen({ t: 'startup-error', phase: 'load', error: encodeForSending(err) }, () =>
       process.exit(1),
     );
     return;
@@ -450,8 +468,9 @@ async function onInit(init: InitMessage): Promise<void> {
       const r = lookup(init.initializer)(...init.initArgs);
       if (isPromiseLike(r)) await r;
     } catch (err) {
-      channel.sendThen({ t: 'startup-error', phase: 'initializer', error: encodeThrown(err) }, () =>
-        process.exit(1),
+      channel.sendThen(
+        { t: 'startup-error', phase: 'initializer', error: encodeForSending(err) },
+        () => process.exit(1),
       );
       return;
     }
@@ -461,12 +480,11 @@ async function onInit(init: InitMessage): Promise<void> {
 
 process.on('uncaughtException', (err, origin) => {
   const what = origin === 'unhandledRejection' ? 'unhandled rejection' : 'uncaught exception';
-  const text = err instanceof Error ? (err.stack ?? String(err)) : String(err);
   process.stderr.write(
-    `poolscope worker ${workerId}: ${what} outside any task, exiting:\n${text}\n`,
+    `poolscope worker ${workerId}: ${what} outside any task, exiting:\n${describeThrown(err)}\n`,
   );
   flush();
-  channel.sendThen({ t: 'fatal', error: encodeThrown(err) }, () => process.exit(1));
+  channel.sendThen({ t: 'fatal', error: encodeForSending(err) }, () => process.exit(1));
 });
 
 /** A worker thread's stderr reaches the main program's on its own; the pool keeps a copy of the tail. */

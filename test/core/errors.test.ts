@@ -206,6 +206,38 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it('a thrown value that cannot be read fails its task with what could be read; the worker lives on', async () => {
+      await withPool({ module, backend, size: 1 }, async (pool) => {
+        const worker = await pool.apply<string>('whoami');
+        // A revoked proxy (an immer draft after its recipe): nothing of it can be read.
+        const revoked = await rejectionOf(pool.apply('throwRevokedProxy'));
+        assert.ok(revoked instanceof ThrownValueError, String(revoked));
+        assert.equal(revoked.thrownKind, 'object');
+        assert.ok(revoked.value instanceof UnsendableValue);
+        assert.match(String(revoked.value), /revoked/);
+        // An error with a revoked proxy in its detail and a constructor getter that throws: the
+        // rest of it arrives.
+        const parts = (await rejectionOf(pool.apply('hostileParts'))) as Rich;
+        assert.equal(parts.message, 'hostile parts');
+        assert.equal(parts.code, 'E_HOSTILE');
+        assert.equal(parts.detail!.ok, 1);
+        assert.ok(parts.detail!.draft instanceof UnsendableValue);
+        assert.match(parts.workerStack!, /at hostileParts/);
+        // An error behind a proxy whose ownKeys trap throws: its name, message and stack.
+        const trapped = await rejectionOf(pool.apply('errorBehindTrap'));
+        assert.equal(trapped.message, 'behind a proxy');
+        assert.match((trapped as Rich).workerStack!, /at errorBehindTrap/);
+        // A detached buffer cannot be cloned: marked, the rest kept.
+        const detached = (await rejectionOf(pool.apply('detachedDetail'))) as Rich;
+        assert.equal(detached.message, 'detached');
+        assert.equal(detached.detail!.kept, 'yes');
+        assert.ok(detached.detail!.buf instanceof UnsendableValue);
+        assert.match(String(detached.detail!.buf), /ArrayBuffer.*cannot be sent.*detached/);
+        // None of them cost the worker its life.
+        assert.equal(await pool.apply('whoami'), worker);
+      });
+    });
+
     it('an async task that rejects arrives the same way through errorCallback', async () => {
       await withPool({ module, backend, size: 1 }, async (pool) => {
         const seen = await new Promise<Error>((resolve) => {

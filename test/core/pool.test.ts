@@ -475,6 +475,59 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it('nothing a callback throws, nor a callbackError listener that throws, stops the others settling', async () => {
+      await withPool({ module: tasks, backend, size: 1 }, async (pool) => {
+        const { proxy, revoke } = Proxy.revocable({}, {});
+        revoke();
+        const written: string[] = [];
+        const write = process.stderr.write;
+        process.stderr.write = ((chunk: string) => {
+          written.push(String(chunk));
+          return true;
+        }) as typeof process.stderr.write;
+        try {
+          // A callback that throws a value no code can read (a revoked proxy).
+          const first = Array.from({ length: 10 }, (_, i) =>
+            pool.applyAsync('square', [i], {
+              callback: () => {
+                if (i === 3) throw proxy;
+              },
+            }),
+          );
+          assert.deepEqual(await Promise.all(first), [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+          assert.match(
+            written.join(''),
+            /a task's callback threw \(the pool carries on\):\na value that cannot be read/,
+          );
+          // A listener for callbackError that throws itself.
+          pool.on('callbackError', () => {
+            throw new Error('listener bug');
+          });
+          written.length = 0;
+          const second = Array.from({ length: 10 }, (_, i) =>
+            pool.applyAsync('square', [i], {
+              callback: () => {
+                if (i === 5) throw new Error('callback bug');
+              },
+            }),
+          );
+          assert.equal((await Promise.all(second)).length, 10);
+          const text = written.join('');
+          assert.match(
+            text,
+            /a 'callbackError' listener threw \(the pool carries on\):\nError: listener bug/,
+          );
+          assert.match(
+            text,
+            /while it was told that a task's callback threw:\nError: callback bug/,
+          );
+        } finally {
+          process.stderr.write = write;
+        }
+        assert.equal(await pool.apply('square', [3]), 9);
+      });
+    });
+
     it('runs CommonJS and TypeScript worker modules', async () => {
       await withPool({ module: fixture('tasks.cjs'), backend, size: 1 }, async (pool) => {
         assert.equal(await pool.apply('square', [6]), 36);

@@ -84,6 +84,21 @@ describe('protocol v2', () => {
     assert.equal(last.get(s), 'HELLO WORLD');
   });
 
+  it('a callback that throws anything, undefined or an unreadable proxy too, is traced as having thrown', () => {
+    const invoked = traceOf(join(root, 'test', 'fixtures', 'callback-throws-script.cjs'))
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.type === 'callback.invoked')
+      .sort((a, b) => a.task - b.task);
+    assert.equal(invoked.length, 3);
+    for (const e of invoked) assert.ok(validate(e), JSON.stringify(validate.errors));
+    const [undef, proxy, error] = invoked.map((e) => e.error);
+    assert.equal(undef?.thrown, 'undefined');
+    assert.equal(proxy?.thrown, 'object');
+    assert.match(proxy.message, /cannot be read: reading it threw TypeError: .*revoked/);
+    assert.equal(error?.thrown, 'error');
+    assert.equal(error.message, 'callback bug');
+  });
+
   it('a structured error keeps code, own properties, cause chain, aggregate members and frames', () => {
     const lines = traceOf(join(root, 'test', 'fixtures', 'error-tasks-script.cjs')).map((l) =>
       JSON.parse(l),
