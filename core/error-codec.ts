@@ -119,6 +119,23 @@ export function describeThrown(value: unknown): string {
   }
 }
 
+/**
+ * Why `value` cannot be sent, from the clone algorithm's error: its message, and for a proxy
+ * (Vue's reactive objects, immer's drafts, MobX's observables) what to do, since V8 only says
+ * "#<Object> could not be cloned" (or "null" for a revoked one).
+ */
+export function unsendableReason(value: unknown, err: unknown): string {
+  let message: string;
+  try {
+    message = err instanceof Error ? err.message : String(err);
+  } catch {
+    message = reasonOf(err);
+  }
+  return types.isProxy(value)
+    ? `${message} (it is a Proxy, which the structured clone algorithm refuses: send a plain copy of it)`
+    : message;
+}
+
 function describeFunction(fn: Function): MarkerRecord {
   let kind = 'function';
   let name = '';

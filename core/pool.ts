@@ -21,7 +21,7 @@ import {
 import { ProcessWorker } from './backend/process';
 import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
-import { decodeThrown, defineHidden, describeThrown } from './error-codec';
+import { decodeThrown, defineHidden, describeThrown, unsendableReason } from './error-codec';
 import { hasShared, marshalArgs } from './shared/marshal';
 import {
   PoolStateError,
@@ -995,7 +995,7 @@ export class Pool extends EventEmitter {
       try {
         slot.handle.checkSendable(task.payload[i]);
       } catch (err) {
-        const reason = err instanceof Error ? err.message : String(err);
+        const reason = unsendableReason(task.payload[i], err);
         const index = task.kind === TaskKind.Apply ? i : task.offset + i;
         return this.taskError(
           task,

@@ -33,17 +33,23 @@ type Marked =
 function isShared(
   arg: unknown,
 ): arg is Value<unknown> | SharedArray<unknown> | AnySync | BaseProxy {
-  return (
-    arg instanceof BaseProxy ||
-    arg instanceof Value ||
-    arg instanceof SharedArray ||
-    arg instanceof Lock ||
-    arg instanceof RLock ||
-    arg instanceof Semaphore ||
-    arg instanceof BoundedSemaphore ||
-    arg instanceof Event ||
-    arg instanceof Condition
-  );
+  try {
+    return (
+      arg instanceof BaseProxy ||
+      arg instanceof Value ||
+      arg instanceof SharedArray ||
+      arg instanceof Lock ||
+      arg instanceof RLock ||
+      arg instanceof Semaphore ||
+      arg instanceof BoundedSemaphore ||
+      arg instanceof Event ||
+      arg instanceof Condition
+    );
+  } catch {
+    // A revoked proxy, or one whose getPrototypeOf trap throws: not a shared object. Sending it
+    // fails its task with a SerializationError that names the argument and says why.
+    return false;
+  }
 }
 
 /** Whether any argument is a shared object (cheap: one `typeof` per argument otherwise). */

@@ -13,7 +13,13 @@ import { register } from 'node:module';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serialize } from 'node:v8';
-import { describeThrown, encodeThrown, sendableRecord, type ThrownRecord } from '../error-codec';
+import {
+  describeThrown,
+  encodeThrown,
+  sendableRecord,
+  unsendableReason,
+  type ThrownRecord,
+} from '../error-codec';
 import { FunctionNotFoundError } from '../errors';
 import { unmarshalArg, unmarshalArgs } from '../shared/marshal';
 import { dieWithParent } from './parent-watch';
@@ -242,7 +248,7 @@ function flush(): void {
           results[r + 2] = sendableRecord(results[r + 2], channel.checkSendable);
         } else {
           results[r + 1] = Outcome.Unsendable;
-          results[r + 2] = err instanceof Error ? err.message : String(err);
+          results[r + 2] = unsendableReason(results[r + 2], err);
         }
       }
     }

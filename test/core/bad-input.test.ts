@@ -187,6 +187,38 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it('a Proxy argument, map item or result fails its task with a SerializationError that says so', async () => {
+      await withPool({ module: fixture('tasks.mjs'), backend, size: 1 }, async (pool) => {
+        const reactive = new Proxy({ a: 1 }, {});
+        const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+        revoke();
+        const trapped = new Proxy(
+          {},
+          {
+            getPrototypeOf() {
+              throw new Error('trap');
+            },
+          },
+        );
+        const proxyHint =
+          /it is a Proxy, which the structured clone algorithm refuses: send a plain copy of it/;
+        for (const [i, arg] of [reactive, revoked, trapped].entries()) {
+          const err = await rejectionOf(pool.apply('square', [arg]));
+          assert.ok(err instanceof SerializationError, `${i}: ${String(err)}`);
+          assert.match(err.message, /argument 0 of square\(\) cannot be sent to a worker: /);
+          assert.match(err.message, proxyHint);
+        }
+        const mapped = await rejectionOf(pool.map('square', [1, revoked, 3]));
+        assert.ok(mapped instanceof SerializationError);
+        assert.match(mapped.message, /map item 1 of square\(\) cannot be sent/);
+        const back = await rejectionOf(pool.apply('returnsProxy'));
+        assert.ok(back instanceof SerializationError);
+        assert.match(back.message, /result of returnsProxy\(\) cannot be sent back from worker 1/);
+        assert.match(back.message, proxyHint);
+        assert.equal(await pool.apply('square', [5]), 25);
+      });
+    });
+
     it('submitting after close() or terminate() throws PoolStateError naming the call', async () => {
       const pool = new Pool({ module: fixture('tasks.mjs'), backend, size: 1 });
       pool.close();
