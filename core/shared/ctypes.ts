@@ -222,6 +222,56 @@ export function resolveType(spec: TypeCode | CType): CType {
   throw new TypeError(`expected a type code or a Struct, got ${String(spec)}`);
 }
 
+/** What a scalar type holds, for an error. */
+function holds(t: ScalarType): string {
+  if (t.code === 'c') return 'one character (code 0-255) or a byte as an integer';
+  if (t.code === 'f' || t.code === 'd') return 'numbers';
+  return 'integers (numbers without a fraction, or bigints)';
+}
+
+function describeValue(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return `${typeof value} ${String(value)}`;
+    case 'undefined':
+      return 'undefined';
+    default:
+      return value === null ? 'null' : Object.prototype.toString.call(value);
+  }
+}
+
+/**
+ * `value` as type `t` stores it, or a TypeError that says what the type holds and where. As
+ * ctypes does, an integer type refuses a number with a fraction, a string or an object (instead
+ * of truncating it, or storing NaN's 0 or a string's first character code); `'c'` takes one
+ * character or a byte; `'f'` and `'d'` take any number. Booleans count as 0 and 1 (Python's bool
+ * is an int). Integers out of the type's range wrap, as ctypes' do. `where` names the slot.
+ */
+export function scalarValue(t: ScalarType, value: unknown, where: () => string): number | bigint {
+  switch (typeof value) {
+    case 'number':
+      if (t.code === 'f' || t.code === 'd' || Number.isInteger(value)) return value;
+      break;
+    case 'bigint':
+      if (t.code !== 'c') return value;
+      break;
+    case 'boolean':
+      if (t.code !== 'c') return value ? 1 : 0;
+      break;
+    case 'string':
+      if (t.code === 'c' && value.length === 1 && value.charCodeAt(0) < 256)
+        return value.charCodeAt(0);
+      break;
+    default:
+      break;
+  }
+  throw new TypeError(`${where()} holds ${holds(t)}; got ${describeValue(value)}`);
+}
+
 export function describeType(type: CType): string {
   return type.kind === 'scalar' ? `'${type.code}'` : `Struct ${type.name}`;
 }

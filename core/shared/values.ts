@@ -11,6 +11,7 @@ import type { Backend } from '../backend/worker-handle';
 import {
   describeType,
   resolveType,
+  scalarValue,
   TYPES,
   type ByteView,
   type CType,
@@ -64,19 +65,25 @@ function structView(
     Object.defineProperty(obj, field.name, {
       enumerable: true,
       get: () => guard(() => field.type.read(view, offset + field.offset)),
-      set: (v: Scalar) => guard(() => field.type.write(view, offset + field.offset, v)),
+      set: (v: Scalar) => {
+        const x = scalarValue(field.type, v, () => `field ${field.name} of a ${type.name}`);
+        guard(() => field.type.write(view, offset + field.offset, x));
+      },
     });
   }
   return obj;
 }
 
 function writeStruct(type: StructType, view: ByteView, offset: number, value: unknown): void {
+  const where = (f: { name: string }) => () => `field ${f.name} of a ${type.name}`;
   if (Array.isArray(value)) {
-    type.fields.forEach((f, i) => f.type.write(view, offset + f.offset, value[i] as Scalar));
+    type.fields.forEach((f, i) =>
+      f.type.write(view, offset + f.offset, scalarValue(f.type, value[i], where(f))),
+    );
   } else if (value && typeof value === 'object') {
     for (const f of type.fields) {
       const v = (value as Record<string, Scalar>)[f.name];
-      if (v !== undefined) f.type.write(view, offset + f.offset, v);
+      if (v !== undefined) f.type.write(view, offset + f.offset, scalarValue(f.type, v, where(f)));
     }
   } else {
     throw new TypeError(
@@ -171,19 +178,21 @@ abstract class SharedCType {
     }
   }
 
+  /** The slot `index` names, for an error: "a Value('i')" (SharedArray: "item 3 of a ..."). */
+  protected slot(_index: number): string {
+    return `a ${this.constructor.name}(${describeType(this.type)})`;
+  }
+
   protected write(index: number, value: unknown): void {
     const offset = index * this.type.size;
     const type = this.type;
+    // Checked before the lock is taken: a value the type cannot hold is refused, not mangled.
+    const scalar = type.kind === 'scalar' ? scalarValue(type, value, () => this.slot(index)) : 0;
     const lock = this.lock;
     lock?.acquire();
     try {
       if (type.kind === 'struct') writeStruct(type, this.view, offset, value);
-      else
-        type.write(
-          this.view,
-          offset,
-          typeof value === 'string' ? value.charCodeAt(0) : (value as Scalar),
-        );
+      else type.write(this.view, offset, scalar);
     } finally {
       if (lock) lock.release();
       // Remote memory holds small writes back until the next request: send them now.
@@ -239,7 +248,13 @@ export class Value<T = Scalar> extends SharedCType {
     options: ValueOptions = {},
     memory?: Memory,
   ) {
-    super(resolveType(type), 1, memory, options.lock ?? true);
+    const resolved = resolveType(type);
+    // Checked before any memory is taken.
+    if (!memory && initial !== undefined && resolved.kind === 'scalar') {
+      const name = new.target.name;
+      scalarValue(resolved, initial, () => `a ${name}(${describeType(resolved)})`);
+    }
+    super(resolved, 1, memory, options.lock ?? true);
     if (!memory && initial !== undefined) this.write(0, initial);
     if (!memory) this.announce();
   }
@@ -263,6 +278,7 @@ export class Value<T = Scalar> extends SharedCType {
   /** Adds atomically and returns the new value: safe from any number of workers. */
   add(delta: number | bigint): T {
     const type = this.type;
+    if (type.kind === 'scalar') scalarValue(type, delta, () => `${this.slot(0)} (in add())`);
     if (type.kind === 'scalar' && type.atomic) {
       const lane = (this.lane ??= wordsOf(this.memory, 0, 1));
       const d = Number(delta);
@@ -325,6 +341,13 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
     const length = typeof sizeOrInitial === 'number' ? sizeOrInitial : initial!.length;
     if (!Number.isInteger(length) || length < 0)
       throw new RangeError(`array size must be a non-negative integer, got ${length}`);
+    // Every initial item checked before any memory is taken.
+    if (!memory && initial && resolved.kind === 'scalar') {
+      const name = new.target.name;
+      initial.forEach((v, i) =>
+        scalarValue(resolved, v, () => `item ${i} of a ${name}(${describeType(resolved)})`),
+      );
+    }
     super(resolved, length, memory, options.lock ?? true);
     if (!memory && initial) initial.forEach((v, i) => this.write(i, v));
     if (!memory) this.announce();
@@ -362,6 +385,10 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
     const summary = summarize(items);
     const value = this.length > n ? { length: this.length, window: items.slice(0, 16) } : summary;
     return { value, ...contention };
+  }
+
+  protected override slot(index: number): string {
+    return `item ${index} of ${super.slot(index)}`;
   }
 
   private index(i: number): number {

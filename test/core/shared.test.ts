@@ -39,6 +39,38 @@ describe('shared ctypes in one thread', () => {
     assert.throws(() => new Value('z' as never, 1), /unknown type code 'z'/);
   });
 
+  it('a value a type cannot hold is refused, saying what it holds, and nothing is written', () => {
+    const holdsIntegers = /holds integers \(numbers without a fraction, or bigints\)/;
+    assert.throws(
+      () => new Value('i', 'abc'),
+      (e: Error) =>
+        e instanceof TypeError &&
+        /^a Value\('i'\) holds integers .*; got the string "abc"$/.test(e.message),
+    );
+    assert.throws(() => new Value('i', 1.5), /got number 1\.5/);
+    assert.throws(() => new Value('d', 'x'), /a Value\('d'\) holds numbers; got the string "x"/);
+    assert.throws(() => new Value('c', 'ab'), /holds one character \(code 0-255\)/);
+    assert.throws(
+      () => new SharedArrayOf('i', [1, 2, 'x']),
+      /item 2 of a SharedArray\('i'\) holds integers .*; got the string "x"$/,
+    );
+    const v = new Value('i', 7);
+    assert.throws(() => (v.value = undefined as never), holdsIntegers);
+    assert.throws(() => v.add('1' as never), /\(in add\(\)\) holds integers/);
+    assert.equal(v.value, 7, 'nothing was written');
+    const a = new SharedArrayOf('d', [1, 2]);
+    assert.throws(() => (a[1] = {} as never), /item 1 of .* holds numbers; got \[object Object\]/);
+    assert.equal(a[1], 2);
+    const p = new SharedArrayOf<{ x: number; y: number }>(Point, 1).at(0);
+    assert.throws(() => (p.x = 'far' as never), /field x of a Point holds numbers/);
+    // What Python's ctypes takes is taken: a bool as an int, a bigint, a byte for 'c'.
+    assert.equal(new Value('i', true).value, 1);
+    assert.equal(new Value('i', 3n).value, 3);
+    assert.equal(new Value('q', 5).value, 5n);
+    assert.equal(new Value('c', 66).value, 66);
+    assert.equal(new Value('d', 1n).value, 1);
+  });
+
   it('Arrays index, iterate, take negative indexes, refuse out-of-range ones', () => {
     const a = new SharedArrayOf('i', [1, 2, 3]);
     assert.equal(a.length, 3);
