@@ -151,6 +151,21 @@ const SETTLED = Promise.resolve();
 /** PoolOptions.idleSpinMs: its default, and a bound that keeps a typo from burning a core. */
 const DEFAULT_IDLE_SPIN_MS = 0.3;
 const MAX_IDLE_SPIN_MS = 10;
+/** The longest delay setTimeout takes (ms): above it, Node fires at once. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/**
+ * A task timeout must be one the pool can keep: a negative one, 0, NaN or one past setTimeout's
+ * range fired at once, and stopped the worker of every task it was given to.
+ */
+function checkTimeout(timeout: unknown, what: string): void {
+  if (timeout === undefined) return;
+  if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_TIMEOUT_MS)) {
+    throw new RangeError(
+      `${what}: timeout must be a number of milliseconds above 0 and at most ${MAX_TIMEOUT_MS} (about 24.8 days), got ${String(timeout)}; leave it out for no timeout`,
+    );
+  }
+}
 
 /** Tasks of one function, in one synchronous burst, that get a stack of their own. */
 const EXACT_SITES_PER_BURST = 8;
@@ -485,6 +500,7 @@ export class Pool extends EventEmitter {
         `maxTasksPerChild must be a positive integer, got ${options.maxTasksPerChild}`,
       );
     }
+    checkTimeout(options.timeout, 'new Pool()');
     const spin = options.idleSpinMs ?? DEFAULT_IDLE_SPIN_MS;
     if (typeof spin !== 'number' || !(spin >= 0 && spin <= MAX_IDLE_SPIN_MS)) {
       throw new RangeError(
@@ -562,6 +578,7 @@ export class Pool extends EventEmitter {
       );
     }
     if (this.state !== 'running') this.checkRunning(`applyAsync('${name}')`);
+    if (options.timeout !== undefined) checkTimeout(options.timeout, `applyAsync('${name}')`);
     if (hasShared(args)) args = this.sharedArgs(args);
     const id = this.nextTaskId++;
     const caller = this.submitSite(id, name, publicMethod);

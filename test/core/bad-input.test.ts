@@ -43,6 +43,37 @@ describe('bad input is refused at once, with what to fix', () => {
     }
   });
 
+  it('a timeout the pool cannot keep is refused at once, naming the call', async () => {
+    const bad = [-1, 0, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '100' as never];
+    const cannotKeep = /timeout must be a number of milliseconds above 0 and at most 2147483647/;
+    for (const timeout of bad) {
+      assert.throws(
+        () => new Pool({ module: fixture('tasks.mjs'), backend: 'thread', timeout }),
+        (err: Error) =>
+          err instanceof RangeError &&
+          /^new Pool\(\): /.test(err.message) &&
+          cannotKeep.test(err.message),
+        String(timeout),
+      );
+    }
+    await withPool({ module: fixture('tasks.mjs'), backend: 'thread', size: 1 }, async (pool) => {
+      const worker = await pool.apply<string>('sleepWhoami', [0]);
+      for (const timeout of bad) {
+        assert.throws(
+          () => pool.applyAsync('square', [2], { timeout }),
+          (err: Error) =>
+            err instanceof RangeError &&
+            /^applyAsync\('square'\): /.test(err.message) &&
+            cannotKeep.test(err.message),
+          String(timeout),
+        );
+      }
+      // Before, each of them fired at once and stopped the worker the task was given to.
+      assert.equal(await pool.applyAsync('square', [3], { timeout: 5000 }), 9);
+      assert.equal(await pool.apply('sleepWhoami', [0]), worker);
+    });
+  });
+
   it('args that are not an array, and anonymous functions, are refused', async () => {
     await withPool({ module: fixture('tasks.mjs'), size: 1 }, async (pool) => {
       assert.throws(
