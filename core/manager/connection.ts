@@ -6,8 +6,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { decodeThrown, type ThrownRecord } from '../error-codec';
-import { AuthenticationError, ManagerGoneError, type ManagerGoneReason } from '../errors';
+import { serialize } from 'node:v8';
+import { decodeThrown, unsendableReason, type ThrownRecord } from '../error-codec';
+import {
+  AuthenticationError,
+  ManagerGoneError,
+  SerializationError,
+  type ManagerGoneReason,
+} from '../errors';
 import type { ManagerTarget } from './address';
 import { offerHandshake } from './auth';
 import { FrameReader, FrameWriter, jsonExact, type Reply, type Request } from './frames';
@@ -94,7 +100,7 @@ export class ManagerConnection {
     if (!('path' in target)) this.socket.setNoDelay(true);
     if (!awaited) this.socket.unref();
     this.writer = new FrameWriter<Request>(this.socket, (req, err) =>
-      this.settle(req[0], false, err),
+      this.settle(req[0], false, this.unsendable(req, err)),
     );
     this.ready = new Promise<void>((resolve, reject) => {
       this.socket.once('connect', () => {
@@ -202,6 +208,26 @@ export class ManagerConnection {
   }
 
   /** Calls `method` of object `object` (0: the manager); `what` names it in errors. */
+  /** Why a call could not be sent: its argument that cannot be, by position, as a pool says. */
+  private unsendable(req: Request, err: Error): Error {
+    const what = this.pending.get(req[0])?.what ?? `${req[2]}()`;
+    const args = req[3];
+    for (let i = 0; i < args.length; i++) {
+      try {
+        serialize(args[i]);
+      } catch (cause) {
+        return new SerializationError(
+          `argument ${i} of ${what} cannot be sent to the manager: ${unsendableReason(args[i], cause)}`,
+          'argument',
+          i,
+          what,
+          { cause },
+        );
+      }
+    }
+    return err;
+  }
+
   call(object: number, method: string, args: unknown[], what: string): Promise<unknown> {
     if (this.gone) return Promise.reject(this.goneError(what, this.gone));
     // Trailing undefined arguments are the method's defaults anyway; without them, most calls

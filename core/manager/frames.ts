@@ -22,6 +22,15 @@ const MAX_DEPTH = 32;
 
 /** Whether JSON.parse(JSON.stringify(value)) gives back exactly `value`. */
 export function jsonExact(value: unknown, depth = 0): boolean {
+  try {
+    return isJsonExact(value, depth);
+  } catch {
+    // A revoked proxy, or a trap or getter that throws: V8's serializer says why.
+    return false;
+  }
+}
+
+function isJsonExact(value: unknown, depth: number): boolean {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -34,13 +43,13 @@ export function jsonExact(value: unknown, depth = 0): boolean {
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
           // `i in value`: a hole would come back as null.
-          if (!(i in value) || !jsonExact(value[i], depth + 1)) return false;
+          if (!(i in value) || !isJsonExact(value[i], depth + 1)) return false;
         }
         return true;
       }
       if (Object.getPrototypeOf(value) !== Object.prototype) return false;
       for (const key in value) {
-        if (!jsonExact((value as Record<string, unknown>)[key], depth + 1)) return false;
+        if (!isJsonExact((value as Record<string, unknown>)[key], depth + 1)) return false;
       }
       return true;
     }

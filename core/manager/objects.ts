@@ -8,7 +8,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { BrokenBarrierError, KeyError, QueueEmptyError, QueueFullError } from '../errors';
-import { TYPES, type ScalarType, type TypeCode } from '../shared/ctypes';
+import { scalarValue, TYPES, type ScalarType, type TypeCode } from '../shared/ctypes';
 
 /** A client connection, as the objects see it. */
 export interface Client {
@@ -411,15 +411,21 @@ export class ServerValue implements ManagedObject {
 
   constructor(code: TypeCode, initial: number | bigint | string | undefined) {
     this.type = scalarType(code);
-    if (initial !== undefined) this.type.write(this.view, 0, initial as number);
+    if (initial !== undefined) this.type.write(this.view, 0, this.check(initial));
+  }
+
+  /** What the type holds, checked as a shared Value checks it (a TypeError to the caller). */
+  private check(value: unknown, what = ''): number | bigint {
+    return scalarValue(this.type, value, () => `a manager Value('${this.type.code}')${what}`);
   }
 
   readonly methods = {
     get: () => this.type.read(this.view, 0),
-    set: (_client: Client, value: number | bigint) => this.type.write(this.view, 0, value),
-    add: (_client: Client, delta: number | bigint) => {
+    set: (_client: Client, value: unknown) => this.type.write(this.view, 0, this.check(value)),
+    add: (_client: Client, delta: unknown) => {
+      const d = this.check(delta, ' (in add())');
       const now = this.type.read(this.view, 0);
-      this.type.write(this.view, 0, (now as number) + (delta as number));
+      this.type.write(this.view, 0, typeof now === 'bigint' ? now + BigInt(d) : now + Number(d));
       return this.type.read(this.view, 0);
     },
   };
@@ -442,8 +448,18 @@ export class ServerArray implements ManagedObject {
     this.length = initial ? initial.length : (sizeOrInitial as number);
     if (!Number.isInteger(this.length) || this.length < 0)
       throw new RangeError(`Array size must be an integer >= 0, got ${String(sizeOrInitial)}`);
+    const values = initial?.map((v, i) => this.check(v, i));
     this.view = new DataView(new ArrayBuffer(Math.max(1, this.type.size * this.length)));
-    initial?.forEach((v, i) => this.type.write(this.view, i * this.type.size, v));
+    values?.forEach((v, i) => this.type.write(this.view, i * this.type.size, v));
+  }
+
+  /** What the type holds, checked as a shared Array checks it (a TypeError to the caller). */
+  private check(value: unknown, index: number): number | bigint {
+    return scalarValue(
+      this.type,
+      value,
+      () => `item ${index} of a manager Array('${this.type.code}')`,
+    );
   }
 
   private read(i: number): number | bigint {
@@ -452,8 +468,10 @@ export class ServerArray implements ManagedObject {
 
   readonly methods = {
     get: (_client: Client, index: number) => this.read(indexIn(index, this.length, 'Array')),
-    set: (_client: Client, index: number, value: number | bigint) =>
-      this.type.write(this.view, indexIn(index, this.length, 'Array') * this.type.size, value),
+    set: (_client: Client, index: number, value: unknown) => {
+      const i = indexIn(index, this.length, 'Array');
+      this.type.write(this.view, i * this.type.size, this.check(value, i));
+    },
     length: () => this.length,
     toArray: () => Array.from({ length: this.length }, (_, i) => this.read(i)),
   };

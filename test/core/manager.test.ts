@@ -15,6 +15,7 @@ import {
   QueueEmptyError,
   QueueFullError,
   RLockProxy,
+  SerializationError,
   type AnyProxy,
   type Backend,
 } from 'poolscope';
@@ -150,6 +151,43 @@ describe('Manager proxies', () => {
     assert.deepEqual(await a.toArray(), [1, 2, 30]);
     assert.ok((await rejectionOf(a.get(3))) instanceof RangeError);
     await assert.rejects(m.Value('z' as never, 1), /unknown type code 'z'/);
+  });
+
+  it('a typed Value or Array refuses what its type cannot hold, and keeps what it had', async () => {
+    const v = await m.Value('i', 7);
+    const refused = await rejectionOf(v.set('abc' as never));
+    assert.ok(refused instanceof TypeError);
+    assert.match(refused.message, /a manager Value\('i'\) holds integers .*; got the string "abc"/);
+    await assert.rejects(v.add('1' as never), /\(in add\(\)\) holds integers/);
+    assert.equal(await v.get(), 7);
+    await assert.rejects(m.Value('d', 'x' as never), /a manager Value\('d'\) holds numbers/);
+    const a = await m.Array('d', [1, 2]);
+    await assert.rejects(a.set(1, {} as never), /item 1 of a manager Array\('d'\) holds numbers/);
+    assert.deepEqual(await a.toArray(), [1, 2]);
+    // A 64-bit Value adds a plain number as a bigint.
+    const big = await m.Value<bigint>('q', 1n);
+    assert.equal(await big.add(2 as never), 3n);
+  });
+
+  it('an argument that cannot be sent is a SerializationError naming the call and the argument', async () => {
+    const d = await m.dict();
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const buf = new ArrayBuffer(8);
+    structuredClone(buf, { transfer: [buf] });
+    for (const [value, reason] of [
+      [() => 1, /could not be cloned/],
+      [proxy, /it is a Proxy, which the structured clone algorithm refuses/],
+      [buf, /An ArrayBuffer is detached/],
+    ] as const) {
+      const err = await rejectionOf(d.set('k', value));
+      assert.ok(err instanceof SerializationError, String(err));
+      assert.match(err.message, /^argument 1 of dict\.set\(\) cannot be sent to the manager: /);
+      assert.match(err.message, reason);
+    }
+    // A live proxy of a plain object travels as a copy, as it did.
+    await d.set('k', new Proxy({ a: 1 }, {}));
+    assert.deepEqual(await d.get('k'), { a: 1 });
   });
 
   it('Queue: FIFO, get and put time out with QueueEmptyError and QueueFullError', async () => {
