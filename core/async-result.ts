@@ -4,6 +4,7 @@
  * and a callback that throws is reported without breaking anything else.
  */
 import { TimeoutError } from './errors';
+import { waitDelay } from './timeouts';
 import type { ResultObserver } from './trace/pool-trace';
 
 /** Where a settled task's outcome goes. The pool knows tasks only through this. */
@@ -142,17 +143,24 @@ export class AsyncResult<T> extends Promise<T> implements TaskSink {
    * not finished by then; the task keeps running and a later `get()` can still have its value.
    */
   get(timeoutMs?: number): Promise<T> {
-    if (timeoutMs === undefined || this.state !== PENDING) return this;
+    let delay: number | undefined;
+    try {
+      delay = waitDelay(timeoutMs, `${this.description}: get()`);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (delay === undefined || this.state !== PENDING) return this;
+    const asked = timeoutMs!;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.observer?.getTimedOut(this.traceTask, timeoutMs);
+        this.observer?.getTimedOut(this.traceTask, asked);
         reject(
           new TimeoutError(
-            `${this.description} did not finish within ${timeoutMs} ms (it is still running)`,
-            timeoutMs,
+            `${this.description} did not finish within ${asked} ms (it is still running)`,
+            asked,
           ),
         );
-      }, timeoutMs);
+      }, delay);
       this.then(
         (v) => {
           clearTimeout(timer);
@@ -168,6 +176,11 @@ export class AsyncResult<T> extends Promise<T> implements TaskSink {
 
   /** Resolves when the task has finished, or after `timeoutMs`; tells which (`ready()`). */
   wait(timeoutMs?: number): Promise<boolean> {
+    try {
+      waitDelay(timeoutMs, `${this.description}: wait()`);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     if (this.state !== PENDING) return Promise.resolve(true);
     return this.get(timeoutMs).then(
       () => true,
@@ -298,7 +311,8 @@ export class IMapIterator<T> implements AsyncIterableIterator<T>, TaskSink {
   }
 
   async next(timeoutMs: number | undefined = this.defaultTimeoutMs): Promise<IteratorResult<T>> {
-    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    const delay = waitDelay(timeoutMs, `${this.description}: next()`);
+    const deadline = delay === undefined ? undefined : Date.now() + delay;
     for (;;) {
       if (this.delivered >= this.total()) return { done: true, value: undefined };
       const a = this.take();

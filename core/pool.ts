@@ -46,6 +46,7 @@ import {
   type ResultBatch,
   type TaskBatch,
 } from './wire';
+import { MAX_TIMEOUT_MS } from './timeouts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyFunction = (...args: any[]) => unknown;
@@ -151,8 +152,6 @@ const SETTLED = Promise.resolve();
 /** PoolOptions.idleSpinMs: its default, and a bound that keeps a typo from burning a core. */
 const DEFAULT_IDLE_SPIN_MS = 0.3;
 const MAX_IDLE_SPIN_MS = 10;
-/** The longest delay setTimeout takes (ms): above it, Node fires at once. */
-const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /**
  * A task timeout must be one the pool can keep: a negative one, 0, NaN or one past setTimeout's

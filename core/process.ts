@@ -15,6 +15,7 @@ import { hasShared, marshalArgs } from './shared/marshal';
 import { tracer } from './trace/emitter';
 import { errorInfo } from './trace/error-info';
 import { functionName, locationOf, resolveModule, type TaskFunction } from './pool';
+import { waitDelay } from './timeouts';
 
 export interface ProcessOptions {
   /** The module that exports `target` (path relative to the cwd, or file URL). */
@@ -115,9 +116,10 @@ export class Process {
   /** Waits for the process to end, or for `timeoutMs`; check `exitCode` to know which. */
   async join(timeoutMs?: number): Promise<void> {
     if (!this.handle) throw new PoolStateError(`${this.name}: join() before start()`, 'running');
-    if (timeoutMs === undefined) return this.exited;
+    const delay = waitDelay(timeoutMs, `${this.name}: join()`);
+    if (delay === undefined) return this.exited;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.exited, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    await Promise.race([this.exited, new Promise<void>((r) => (timer = setTimeout(r, delay)))]);
     clearTimeout(timer);
   }
 

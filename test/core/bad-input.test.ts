@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import {
   FunctionNotFoundError,
   Pool,
+  Process,
   PoolStateError,
   SerializationError,
   WorkerModuleError,
@@ -72,6 +73,31 @@ describe('bad input is refused at once, with what to fix', () => {
       assert.equal(await pool.applyAsync('square', [3], { timeout: 5000 }), 9);
       assert.equal(await pool.apply('sleepWhoami', [0]), worker);
     });
+  });
+
+  it("a wait timeout must be a number; one past setTimeout's range waits instead of ending at once", async () => {
+    await withPool({ module: fixture('tasks.mjs'), backend: 'thread', size: 1 }, async (pool) => {
+      const running = pool.applyAsync('slow', [1, 150]);
+      for (const bad of [Number.NaN, '100' as never]) {
+        await assert.rejects(
+          running.get(bad),
+          /get\(\): timeoutMs must be a number of milliseconds/,
+        );
+        await assert.rejects(running.wait(bad), /wait\(\): timeoutMs must be a number/);
+      }
+      // 3e9 ms is past setTimeout's range, which used to fire at once: a TimeoutError in 1 ms.
+      assert.equal(await running.get(3e9), 1);
+      const items = pool.imap<string>('sleepWhoami', [150]);
+      const first = await items.next(3e9);
+      assert.equal(first.done, false);
+      assert.match(first.value, /^\d+:\d+$/);
+    });
+    const target = new Process({ module: fixture('tasks.mjs'), target: 'slow', args: [0, 150] });
+    target.start();
+    await assert.rejects(target.join(Number.NaN), /join\(\): timeoutMs must be a number/);
+    await target.join(3e9);
+    assert.equal(target.isAlive(), false, 'join(3e9) waited for the end');
+    assert.equal(target.exitCode, 0);
   });
 
   it('args that are not an array, and anonymous functions, are refused', async () => {
