@@ -9,6 +9,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { BrokenBarrierError, KeyError, QueueEmptyError, QueueFullError } from '../errors';
 import { scalarValue, TYPES, type ScalarType, type TypeCode } from '../shared/ctypes';
+import { MAX_TIMEOUT_MS } from '../timeouts';
 
 /** A client connection, as the objects see it. */
 export interface Client {
@@ -40,8 +41,19 @@ export interface ManagedObject {
 }
 
 /** Timeouts are milliseconds; undefined, null or negative: wait forever. */
+/**
+ * Whether a wait has no end: no timeout, a negative one, or one past setTimeout's range (which
+ * would fire at once) or not a number (NaN: the same).
+ */
 function forever(timeoutMs: number | null | undefined): boolean {
-  return timeoutMs === undefined || timeoutMs === null || timeoutMs < 0;
+  return (
+    timeoutMs === undefined ||
+    timeoutMs === null ||
+    typeof timeoutMs !== 'number' ||
+    Number.isNaN(timeoutMs) ||
+    timeoutMs < 0 ||
+    timeoutMs > MAX_TIMEOUT_MS
+  );
 }
 
 /** The connection went away while its call waited: nobody is left to answer. */

@@ -201,6 +201,10 @@ describe('Manager proxies', () => {
     const err = await rejectionOf(q.get(true, 20));
     assert.ok(err instanceof QueueEmptyError, String(err));
     assert.ok((await rejectionOf(q.getNowait())) instanceof QueueEmptyError);
+    // A timeout past setTimeout's range waits (it used to end at once with QueueEmptyError).
+    const later = new Promise((r) => setTimeout(r, 100)).then(() => q.put(3));
+    assert.equal(await q.get(true, 3e9), 3);
+    await later;
   });
 
   it('Event, Semaphore, BoundedSemaphore and Barrier follow Python', async () => {
