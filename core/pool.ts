@@ -46,7 +46,7 @@ import {
   type ResultBatch,
   type TaskBatch,
 } from './wire';
-import { MAX_TIMEOUT_MS } from './timeouts';
+import { checkTimeout } from './timeouts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyFunction = (...args: any[]) => unknown;
@@ -152,19 +152,6 @@ const SETTLED = Promise.resolve();
 /** PoolOptions.idleSpinMs: its default, and a bound that keeps a typo from burning a core. */
 const DEFAULT_IDLE_SPIN_MS = 0.3;
 const MAX_IDLE_SPIN_MS = 10;
-
-/**
- * A task timeout must be one the pool can keep: a negative one, 0, NaN or one past setTimeout's
- * range fired at once, and stopped the worker of every task it was given to.
- */
-function checkTimeout(timeout: unknown, what: string): void {
-  if (timeout === undefined) return;
-  if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_TIMEOUT_MS)) {
-    throw new RangeError(
-      `${what}: timeout must be a number of milliseconds above 0 and at most ${MAX_TIMEOUT_MS} (about 24.8 days), got ${String(timeout)}; leave it out for no timeout`,
-    );
-  }
-}
 
 /** Tasks of one function, in one synchronous burst, that get a stack of their own. */
 const EXACT_SITES_PER_BURST = 8;

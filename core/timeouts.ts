@@ -22,3 +22,17 @@ export function waitDelay(timeoutMs: unknown, what: string): number | undefined 
   if (timeoutMs > MAX_TIMEOUT_MS) return undefined;
   return Math.max(0, timeoutMs);
 }
+
+/**
+ * A timeout that ends something (a task's, a start's) must be one setTimeout keeps: a negative
+ * one, 0, NaN or one past its range fired at once (and stopped the worker of every task given
+ * it). Throws a RangeError naming `what` and the option.
+ */
+export function checkTimeout(timeout: unknown, what: string, option = 'timeout'): void {
+  if (timeout === undefined) return;
+  if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_TIMEOUT_MS)) {
+    throw new RangeError(
+      `${what}: ${option} must be a number of milliseconds above 0 and at most ${MAX_TIMEOUT_MS} (about 24.8 days), got ${String(timeout)}; leave it out for ${option === 'timeout' ? 'no timeout' : 'the default'}`,
+    );
+  }
+}

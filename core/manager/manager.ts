@@ -39,6 +39,7 @@ import {
   type SemaphoreProxy,
   type ValueProxy,
 } from './proxies';
+import { checkTimeout } from '../timeouts';
 
 export interface ManagerOptions {
   /**
@@ -221,6 +222,7 @@ export class Manager {
   static async start(options: ManagerOptions = {}): Promise<Manager> {
     const key = options.authkey === undefined ? randomBytes(32) : keyBytes(options.authkey);
     if (key.length === 0) throw new TypeError('a manager authkey must not be empty');
+    checkTimeout(options.startTimeoutMs, 'Manager.start()', 'startTimeoutMs');
     let dir: string | undefined;
     let listen: ManagerTarget;
     if (options.address === undefined) {

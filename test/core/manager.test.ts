@@ -153,6 +153,16 @@ describe('Manager proxies', () => {
     await assert.rejects(m.Value('z' as never, 1), /unknown type code 'z'/);
   });
 
+  it('Manager.start refuses a startTimeoutMs it cannot keep, before starting anything', async () => {
+    for (const startTimeoutMs of [0, -1, Number.NaN, 3e9]) {
+      await assert.rejects(
+        Manager.start({ startTimeoutMs }),
+        (e: Error) =>
+          e instanceof RangeError && /^Manager\.start\(\): startTimeoutMs must be/.test(e.message),
+      );
+    }
+  });
+
   it('a typed Value or Array refuses what its type cannot hold, and keeps what it had', async () => {
     const v = await m.Value('i', 7);
     const refused = await rejectionOf(v.set('abc' as never));
