@@ -16,11 +16,11 @@
 // main thread's collections took in the first burst (PerformanceObserver 'gc': how many full and
 // minor ones, and their pauses). Only the program's own flags change; the library does not and
 // cannot set them (V8 sizes the heap when the process starts).
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { median, runBurst, scratchDir, writeBurstChild } from './lib/burst.mjs';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 const { values } = parseArgs({
@@ -40,63 +40,8 @@ if (!Number.isInteger(bursts) || bursts < 2) throw new Error('--bursts must be a
 if (!existsSync(join(root, 'dist/core/index.js')))
   execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' });
 
-const scratch = mkdtempSync(join(tmpdir(), 'poolscope-bench-'));
-process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-// One process: the warm-up run.mjs does, then the bursts; prints one JSON line.
-const child = join(scratch, 'burst.cjs');
-writeFileSync(
-  child,
-  `const { PerformanceObserver, constants } = require('node:perf_hooks');
-   const { Pool } = require(${JSON.stringify(join(root, 'dist/core/index.js'))});
-   const [backend, n, bursts] = process.argv.slice(2);
-   const gcs = [];
-   new PerformanceObserver((list) => {
-     for (const e of list.getEntries()) gcs.push([e.startTime, e.duration, e.detail.kind]);
-   }).observe({ entryTypes: ['gc'] });
-   const pool = new Pool({ module: ${JSON.stringify(join(root, 'bench/workers/task.mjs'))}, size: 2, backend });
-   (async () => {
-     await Promise.all(Array.from({ length: 200 }, (_, i) => pool.applyAsync('inc', [i])));
-     const rates = [];
-     let first;
-     for (let b = 0; b < Number(bursts); b++) {
-       const t0 = performance.now();
-       const results = [];
-       for (let i = 0; i < Number(n); i++) results.push(pool.applyAsync('inc', [i]));
-       await Promise.all(results);
-       const t1 = performance.now();
-       rates.push(Number(n) / ((t1 - t0) / 1000));
-       if (b === 0) first = [t0, t1];
-     }
-     await pool.terminate();
-     // Entries arrive after the collections: wait a turn, then keep the first burst's.
-     await new Promise((r) => setImmediate(r));
-     const inFirst = gcs.filter(([at]) => at >= first[0] && at < first[1]);
-     const of = (kind) => inFirst.filter((g) => g[2] === kind);
-     const sum = (xs) => xs.reduce((s, g) => s + g[1], 0);
-     const major = of(constants.NODE_PERFORMANCE_GC_MAJOR);
-     const minor = of(constants.NODE_PERFORMANCE_GC_MINOR);
-     console.log(JSON.stringify({ rates, major: major.length, majorMs: sum(major), minor: minor.length, minorMs: sum(minor) }));
-   })();`,
-);
-
-function runOnce(flags, backend) {
-  return new Promise((resolveRun, reject) => {
-    const proc = spawn(
-      process.execPath,
-      [...flags, child, backend, String(tasks), String(bursts)],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    let out = '';
-    proc.stdout.on('data', (d) => (out += d));
-    proc.on('close', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (code !== 0 || !line) reject(new Error(`burst failed (${code}): ${out}`));
-      else resolveRun(JSON.parse(line));
-    });
-  });
-}
+const child = writeBurstChild(scratchDir(), join(root, 'bench/workers/task.mjs'));
+const dist = join(root, 'dist');
 
 const variants = [
   { name: '(none)', flags: [] },
@@ -122,8 +67,9 @@ for (const backend of values.backends.split(',')) {
   for (let rep = 0; rep < reps; rep++) {
     for (const v of variants) {
       process.stderr.write(`${backend} ${v.name} ${rep + 1}/${reps}\n`);
-      const r = await runOnce(v.flags, backend);
-      runs.get(v.name).push({ ...r, first: r.rates[0], steady: median(r.rates.slice(1)) });
+      runs
+        .get(v.name)
+        .push(await runBurst(child, { dist, backend, tasks, bursts, flags: v.flags }));
     }
   }
   const base = runs.get('(none)');

@@ -15,11 +15,11 @@
 //    Each measurement is a fresh process; repetitions interleaved; medians and ratios printed.
 // 2. Replay: a real trace of about --events events is recorded (a thread pool running small
 //    tasks with a file sink), then `poolscope show` replays it; wall time and peak RSS printed.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { median, runBurst, scratchDir, writeBurstChild } from './lib/burst.mjs';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 const { values } = parseArgs({
@@ -43,61 +43,8 @@ if (!existsSync(join(root, 'dist/core/index.js')))
 const { TraceServer } = await import(join(root, 'dist/core/trace/server.js'));
 const { Store } = await import(join(root, 'dist/core/trace/store.js'));
 
-const scratch = mkdtempSync(join(tmpdir(), 'poolscope-bench-'));
-process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-// Bursts: a fresh process runs a warm-up, then `bursts` times `tasks` applyAsync at once, back to
-// back; prints each burst's tasks/s, and the CPU its process used per task (all its threads: the
-// main thread, V8's, and thread workers; not the workers of the process backend).
-const burstScript = join(scratch, 'burst.cjs');
-writeFileSync(
-  burstScript,
-  `const [dist, backend, n, bursts] = process.argv.slice(2);
-   const { Pool } = require(dist + '/core/index.js');
-   const pool = new Pool({ module: ${JSON.stringify(join(root, 'bench/workers/task.mjs'))}, size: 2, backend });
-   (async () => {
-     await Promise.all(Array.from({ length: 200 }, (_, i) => pool.applyAsync('inc', [i])));
-     const rates = [];
-     const cpu = [];
-     for (let b = 0; b < Number(bursts); b++) {
-       const t0 = performance.now();
-       const c0 = process.cpuUsage();
-       const results = [];
-       for (let i = 0; i < Number(n); i++) results.push(pool.applyAsync('inc', [i]));
-       await Promise.all(results);
-       rates.push(Number(n) / ((performance.now() - t0) / 1000));
-       const c = process.cpuUsage(c0);
-       cpu.push((c.user + c.system) / Number(n));
-     }
-     await pool.terminate();
-     console.log('RATES ' + rates.join(' '));
-     console.log('CPU ' + cpu.join(' '));
-   })();`,
-);
-
-/** One process's bursts: the first one's tasks/s and CPU µs per task, and the median of the others'. */
-function runBurst(dist, backend, env) {
-  return new Promise((resolveRun, reject) => {
-    const args = [burstScript, dist, backend, String(tasks), String(bursts)];
-    const child = spawn(process.execPath, args, {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('close', (code) => {
-      const m = /RATES (.+)/.exec(out);
-      const c = /CPU (.+)/.exec(out);
-      if (code !== 0 || !m || !c) reject(new Error(`burst failed (${code}): ${out}`));
-      else {
-        const [first, ...rest] = m[1].trim().split(' ').map(Number);
-        const [cpuFirst, ...cpuRest] = c[1].trim().split(' ').map(Number);
-        resolveRun({ first, steady: median(rest), cpuFirst, cpuSteady: median(cpuRest) });
-      }
-    });
-  });
-}
+const scratch = scratchDir();
+const burstChild = writeBurstChild(scratch, join(root, 'bench/workers/task.mjs'));
 
 const dist = join(root, 'dist');
 const variants = [
@@ -149,7 +96,7 @@ if (!values.skip.includes('overhead')) {
         // This process's CPU meanwhile: spawning the child, and for the socket sink, the server
         // and the Store reading it (the consumer).
         const c0 = process.cpuUsage();
-        const run = await runBurst(v.dist, backend, env);
+        const run = await runBurst(burstChild, { dist: v.dist, backend, tasks, bursts, env });
         if (server) {
           await server.close();
           const pool = [...store.runs.get('b').pools.values()][0];
