@@ -541,6 +541,22 @@ function constructUncaptured<E extends Error>(
   }
 }
 
+/**
+ * `build()`'s error, constructed without capturing this thread's stack, for an error whose stack
+ * the caller then sets (the pool's own task errors show where the task was submitted): a capture
+ * costs microseconds a frame, and replacing a captured stack formats it first (terminate() with
+ * 300,000 tasks queued spent 3.5 of its 5.2 s there).
+ */
+export function buildUncaptured<E extends Error>(build: () => E): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = undefined as unknown as number;
+  try {
+    return build();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** Sets an uncaptured error's stack: a plain store where its `stack` is writable data. */
 function setStack(err: Error, stack: string): void {
   if (STACK_ASSIGNABLE) err.stack = stack;

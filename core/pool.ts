@@ -21,7 +21,13 @@ import {
 import { ProcessWorker } from './backend/process';
 import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
-import { decodeThrown, defineHidden, describeThrown, unsendableReason } from './error-codec';
+import {
+  buildUncaptured,
+  decodeThrown,
+  defineHidden,
+  describeThrown,
+  unsendableReason,
+} from './error-codec';
 import { hasShared, marshalArgs } from './shared/marshal';
 import {
   PoolStateError,
@@ -1002,26 +1008,28 @@ export class Pool extends EventEmitter {
         const index = task.kind === TaskKind.Apply ? i : task.offset + i;
         return this.taskError(
           task,
-          new SerializationError(
-            `${what} ${index} of ${task.fn}() cannot be sent to a worker: ${reason}`,
-            what,
-            index,
-            task.fn,
-            { cause: err },
-          ),
+          () =>
+            new SerializationError(
+              `${what} ${index} of ${task.fn}() cannot be sent to a worker: ${reason}`,
+              what,
+              index,
+              task.fn,
+              { cause: err },
+            ),
         );
       }
     }
     const reason = sendError instanceof Error ? sendError.message : String(sendError);
     return this.taskError(
       task,
-      new SerializationError(
-        `${task.describe()} cannot be sent to ${slot.describe()}: ${reason}`,
-        'task',
-        undefined,
-        task.fn,
-        { cause: sendError },
-      ),
+      () =>
+        new SerializationError(
+          `${task.describe()} cannot be sent to ${slot.describe()}: ${reason}`,
+          'task',
+          undefined,
+          task.fn,
+          { cause: sendError },
+        ),
     );
   }
 
@@ -1101,12 +1109,13 @@ export class Pool extends EventEmitter {
           false,
           this.taskError(
             task,
-            new SerializationError(
-              `${what} of ${task.fn}() cannot be sent back from ${slot.describe()}: ${String(value)}`,
-              'result',
-              undefined,
-              task.fn,
-            ),
+            () =>
+              new SerializationError(
+                `${what} of ${task.fn}() cannot be sent back from ${slot.describe()}: ${String(value)}`,
+                'result',
+                undefined,
+                task.fn,
+              ),
           ),
         );
         if (this.trace) at = tick();
@@ -1159,13 +1168,16 @@ export class Pool extends EventEmitter {
   }
 
   /** An error the pool raises for a task: its stack is where the task was submitted. */
-  private taskError<E extends Error>(task: Task, err: E): E {
+  private taskError<E extends Error>(task: Task, build: () => E): E {
+    const err = buildUncaptured(build);
     const site = task.caller;
     // Formatting a site's frames the first time costs about half a millisecond (a crashed
-    // worker's task waited for it): built on first read, unless a burst has built them already.
-    if (site.frames !== undefined)
-      defineHidden(err, 'stack', `${err.name}: ${err.message}\n${site.frames}`);
-    else defineLazy(err, 'stack', () => `${err.name}: ${err.message}\n${siteFrames(site)}`);
+    // worker's task waited for it): built on first read, unless a burst has built them already,
+    // or the site has failed before (the tasks of a burst share one: terminate() with a full
+    // queue formats it once, and joins a string per task instead of defining an accessor).
+    if (site.frames === undefined && ++site.failures < 2)
+      defineLazy(err, 'stack', () => `${err.name}: ${err.message}\n${siteFrames(site)}`);
+    else defineHidden(err, 'stack', `${err.name}: ${err.message}\n${siteFrames(site)}`);
     return err;
   }
 
@@ -1196,15 +1208,16 @@ export class Pool extends EventEmitter {
       false,
       this.taskError(
         task,
-        new TaskTimeoutError(
-          `${task.describe()} did not finish within ${task.timeoutMs} ms; ${slot.describe()} was stopped and will be replaced`,
-          task.fn,
-          task.id,
-          task.timeoutMs!,
-          slot.workerId,
-          slot.handle.pid,
-          slot.handle.threadId,
-        ),
+        () =>
+          new TaskTimeoutError(
+            `${task.describe()} did not finish within ${task.timeoutMs} ms; ${slot.describe()} was stopped and will be replaced`,
+            task.fn,
+            task.id,
+            task.timeoutMs!,
+            slot.workerId,
+            slot.handle.pid,
+            slot.handle.threadId,
+          ),
       ),
     );
     slot.stopReason = 'timeout';
@@ -1371,19 +1384,20 @@ export class Pool extends EventEmitter {
         false,
         this.taskError(
           task,
-          new WorkerExitError(
-            `${what} ${when}`,
-            slot.workerId,
-            slot.handle.pid,
-            slot.handle.threadId,
-            exit.exitCode,
-            exit.signal,
-            reason,
-            stderr,
-            task.id,
-            task.fn,
-            slot.fatal ? { cause: slot.fatal } : undefined,
-          ),
+          () =>
+            new WorkerExitError(
+              `${what} ${when}`,
+              slot.workerId,
+              slot.handle.pid,
+              slot.handle.threadId,
+              exit.exitCode,
+              exit.signal,
+              reason,
+              stderr,
+              task.id,
+              task.fn,
+              slot.fatal ? { cause: slot.fatal } : undefined,
+            ),
         ),
       );
     });
@@ -1437,11 +1451,12 @@ export class Pool extends EventEmitter {
       const error = (task: Task): PoolTerminatedError =>
         this.taskError(
           task,
-          new PoolTerminatedError(
-            `${task.describe()} was not finished when the pool was terminated`,
-            task.id,
-            task.fn,
-          ),
+          () =>
+            new PoolTerminatedError(
+              `${task.describe()} was not finished when the pool was terminated`,
+              task.id,
+              task.fn,
+            ),
         );
       for (let task = this.takeNext(); task; task = this.takeNext())
         this.settle(task, false, error(task));
