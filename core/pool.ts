@@ -11,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ResourceLimits } from 'node:worker_threads';
+import { serialize } from 'node:v8';
 import {
   AsyncResult,
   IMapIterator,
@@ -458,6 +459,8 @@ export class Pool extends EventEmitter {
   private refd = true;
   private readonly options: PoolOptions;
   private readonly initializer: string | undefined;
+  /** `initArgs` as each worker's init message carries them (shared objects as descriptors). */
+  private readonly initArgs: unknown[];
   private readonly idleSpinMs: number;
   private readonly reportCallbackError: ReportCallbackError;
   private finished: Promise<void> | undefined;
@@ -505,6 +508,7 @@ export class Pool extends EventEmitter {
       options.initializer === undefined
         ? undefined
         : functionName(options.initializer, 'initializer');
+    this.initArgs = this.initArgsFor(options.initArgs);
     // Called while results are being settled: nothing may escape it, or the rest of a batch of
     // results would never settle. A listener that throws is told about on stderr.
     this.reportCallbackError = (err, which) => {
@@ -1227,6 +1231,35 @@ export class Pool extends EventEmitter {
 
   // ---- Workers coming and going
 
+  /**
+   * `initArgs` as they travel: shared objects (a `Value`, a `Lock`, a manager proxy: Python's
+   * usual `initargs=(lock,)`) as their descriptors, as a task's arguments do; the originals stay
+   * reachable through `this.options`. Each is checked before any worker is spawned: one that
+   * could not be sent left a worker waiting for its init message, and the program alive.
+   */
+  private initArgsFor(initArgs: unknown[] | undefined): unknown[] {
+    if (initArgs === undefined) return [];
+    if (!Array.isArray(initArgs)) {
+      throw new TypeError(`initArgs must be an array of arguments, got ${typeof initArgs}`);
+    }
+    const args = hasShared(initArgs) ? marshalArgs(initArgs, this.backend) : initArgs;
+    for (let i = 0; i < args.length; i++) {
+      try {
+        if (this.backend === 'thread') structuredClone(args[i]);
+        else serialize(args[i]);
+      } catch (err) {
+        throw new SerializationError(
+          `new Pool(): initArgs[${i}] cannot be sent to a worker: ${unsendableReason(args[i], err)}`,
+          'argument',
+          i,
+          this.initializer ?? '(initializer)',
+          { cause: err },
+        );
+      }
+    }
+    return args;
+  }
+
   private spawn(): void {
     const options = {
       env: this.options.env,
@@ -1240,15 +1273,21 @@ export class Pool extends EventEmitter {
     handle.onMessage = (msg) => this.onMessage(slot, msg);
     handle.onExit = (exit) => this.onExit(slot, exit);
     if (!this.refd) handle.unref();
-    handle.send({
-      t: 'init',
-      module: this.module,
-      workerId: slot.workerId,
-      initializer: this.initializer,
-      initArgs: this.options.initArgs ?? [],
-      trace: this.trace !== undefined,
-      idleSpinMs: this.idleSpinMs,
-    });
+    try {
+      handle.send({
+        t: 'init',
+        module: this.module,
+        workerId: slot.workerId,
+        initializer: this.initializer,
+        initArgs: this.initArgs,
+        trace: this.trace !== undefined,
+        idleSpinMs: this.idleSpinMs,
+      });
+    } catch (err) {
+      // Not expected after initArgsFor's check; never leave a worker waiting for its init.
+      handle.kill();
+      throw err;
+    }
   }
 
   private retire(slot: WorkerSlot, reason: 'normal' | 'recycled'): void {

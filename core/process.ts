@@ -5,12 +5,13 @@
  * when killed by signal N (`signal` names it).
  */
 import { fileURLToPath } from 'node:url';
+import { serialize } from 'node:v8';
 import type { ResourceLimits } from 'node:worker_threads';
 import { ProcessWorker } from './backend/process';
 import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
-import { decodeThrown } from './error-codec';
-import { PoolStateError, WorkerModuleError } from './errors';
+import { decodeThrown, unsendableReason } from './error-codec';
+import { PoolStateError, SerializationError, WorkerModuleError } from './errors';
 import { hasShared, marshalArgs } from './shared/marshal';
 import { tracer } from './trace/emitter';
 import { errorInfo } from './trace/error-info';
@@ -57,6 +58,10 @@ export class Process {
   /** Starts the worker. A process can be started once. */
   start(): void {
     if (this.handle) throw new PoolStateError(`${this.name} was already started`, 'running');
+    // Checked before anything is spawned: a worker whose init message could not be sent waited
+    // for it forever, and kept the program alive (a child process, for the process backend).
+    const args = this.targetArgs();
+    this.checkSendable(args);
     const spawn = {
       env: this.options.env,
       execArgv: this.options.execArgv,
@@ -86,16 +91,22 @@ export class Process {
       });
       this.markExited();
     };
-    handle.send({
-      t: 'init',
-      module: this.module,
-      workerId: 0,
-      initializer: undefined,
-      initArgs: [],
-      trace: false,
-      idleSpinMs: 0,
-      target: { fn: this.target, args: this.targetArgs() },
-    });
+    try {
+      handle.send({
+        t: 'init',
+        module: this.module,
+        workerId: 0,
+        initializer: undefined,
+        initArgs: [],
+        trace: false,
+        idleSpinMs: 0,
+        target: { fn: this.target, args },
+      });
+    } catch (err) {
+      // Not expected after the check above; never leave the worker waiting for its init.
+      handle.kill();
+      throw err;
+    }
     tracer?.emit('process.started', {
       name: this.name,
       target: this.target,
@@ -104,6 +115,24 @@ export class Process {
         ? { processPid: handle.pid }
         : { processTid: handle.threadId }),
     });
+  }
+
+  /** A SerializationError naming the first argument that cannot travel to the worker. */
+  private checkSendable(args: unknown[]): void {
+    for (let i = 0; i < args.length; i++) {
+      try {
+        if (this.backend === 'thread') structuredClone(args[i]);
+        else serialize(args[i]);
+      } catch (err) {
+        throw new SerializationError(
+          `${this.name}: argument ${i} of ${this.target}() cannot be sent to its ${this.backend === 'thread' ? 'thread' : 'process'}: ${unsendableReason(args[i], err)}`,
+          'argument',
+          i,
+          this.target,
+          { cause: err },
+        );
+      }
+    }
   }
 
   private targetArgs(): unknown[] {

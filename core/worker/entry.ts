@@ -471,7 +471,7 @@ async function onInit(init: InitMessage): Promise<void> {
   }
   if (init.initializer) {
     try {
-      const r = lookup(init.initializer)(...init.initArgs);
+      const r = lookup(init.initializer)(...unmarshalArgs(init.initArgs));
       if (isPromiseLike(r)) await r;
     } catch (err) {
       channel.sendThen(

@@ -100,6 +100,44 @@ describe('bad input is refused at once, with what to fix', () => {
     assert.equal(target.exitCode, 0);
   });
 
+  it('initArgs or Process args that cannot be sent are refused before any worker starts', () => {
+    for (const backend of BACKENDS) {
+      assert.throws(
+        () =>
+          new Pool({
+            module: fixture('tasks.mjs'),
+            backend,
+            initializer: 'square',
+            initArgs: [1, () => 2],
+          }),
+        (err: Error) =>
+          err instanceof SerializationError &&
+          /^new Pool\(\): initArgs\[1\] cannot be sent to a worker: /.test(err.message),
+        backend,
+      );
+      const target = new Process({
+        module: fixture('tasks.mjs'),
+        target: 'square',
+        args: [new Proxy({}, {})],
+        backend,
+        name: 'proxied',
+      });
+      assert.throws(
+        () => target.start(),
+        (err: Error) =>
+          err instanceof SerializationError &&
+          /^proxied: argument 0 of square\(\) cannot be sent to its (thread|process): .*it is a Proxy/.test(
+            err.message,
+          ),
+        backend,
+      );
+      // Nothing was started: before, a worker waited for its init message and kept the program
+      // alive (a child process, on the process backend).
+      assert.equal(target.isAlive(), false);
+      assert.equal(target.pid, undefined);
+    }
+  });
+
   it('args that are not an array, and anonymous functions, are refused', async () => {
     await withPool({ module: fixture('tasks.mjs'), size: 1 }, async (pool) => {
       assert.throws(

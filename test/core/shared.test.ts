@@ -176,6 +176,21 @@ for (const backend of BACKENDS) {
       });
     });
 
+    it('a Value and a Lock given to every worker through initArgs work there, as initargs do', async () => {
+      const v = new RawValue('i', 0);
+      const lock = new Lock();
+      await withPool(
+        { module, backend, size: 2, initializer: 'initCounter', initArgs: [v, lock] },
+        async (pool) => {
+          await Promise.all([
+            pool.apply('countUnderLock', [5_000]),
+            pool.apply('countUnderLock', [5_000]),
+          ]);
+          assert.equal(v.value, 10_000);
+        },
+      );
+    });
+
     it('writes in a worker are read here; struct arrays travel with their layout', async () => {
       await withPool({ module, backend, size: 1 }, async (pool) => {
         const arr = new SharedArrayOf('i', 5);
