@@ -404,6 +404,33 @@ function defineLazy(target: object, key: LazyKey, compute: () => string): void {
   Object.defineProperty(target, key, LAZY_ACCESSORS[key]);
 }
 
+/**
+ * Arguments a worker gets in its init message (a pool's `initArgs`, a Process's target args),
+ * checked before anything is spawned: a worker whose init message could not be sent waited for
+ * it for ever and kept the program alive. A SerializationError names the first that cannot go.
+ */
+export function checkStartArgs(
+  args: readonly unknown[],
+  backend: Backend,
+  fn: string,
+  which: (index: number) => string,
+): void {
+  for (let i = 0; i < args.length; i++) {
+    try {
+      if (backend === 'thread') structuredClone(args[i]);
+      else serialize(args[i]);
+    } catch (err) {
+      throw new SerializationError(
+        `${which(i)}: ${unsendableReason(args[i], err)}`,
+        'argument',
+        i,
+        fn,
+        { cause: err },
+      );
+    }
+  }
+}
+
 let nextPoolId = 1;
 
 /**
@@ -1243,20 +1270,12 @@ export class Pool extends EventEmitter {
       throw new TypeError(`initArgs must be an array of arguments, got ${typeof initArgs}`);
     }
     const args = hasShared(initArgs) ? marshalArgs(initArgs, this.backend) : initArgs;
-    for (let i = 0; i < args.length; i++) {
-      try {
-        if (this.backend === 'thread') structuredClone(args[i]);
-        else serialize(args[i]);
-      } catch (err) {
-        throw new SerializationError(
-          `new Pool(): initArgs[${i}] cannot be sent to a worker: ${unsendableReason(args[i], err)}`,
-          'argument',
-          i,
-          this.initializer ?? '(initializer)',
-          { cause: err },
-        );
-      }
-    }
+    checkStartArgs(
+      args,
+      this.backend,
+      this.initializer ?? '(initializer)',
+      (i) => `new Pool(): initArgs[${i}] cannot be sent to a worker`,
+    );
     return args;
   }
 

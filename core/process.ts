@@ -5,17 +5,16 @@
  * when killed by signal N (`signal` names it).
  */
 import { fileURLToPath } from 'node:url';
-import { serialize } from 'node:v8';
 import type { ResourceLimits } from 'node:worker_threads';
 import { ProcessWorker } from './backend/process';
 import { ThreadWorker } from './backend/thread';
 import type { Backend, WorkerExit, WorkerHandle } from './backend/worker-handle';
-import { decodeThrown, unsendableReason } from './error-codec';
-import { PoolStateError, SerializationError, WorkerModuleError } from './errors';
+import { decodeThrown } from './error-codec';
+import { PoolStateError, WorkerModuleError } from './errors';
 import { hasShared, marshalArgs } from './shared/marshal';
 import { tracer } from './trace/emitter';
 import { errorInfo } from './trace/error-info';
-import { functionName, locationOf, resolveModule, type TaskFunction } from './pool';
+import { checkStartArgs, functionName, locationOf, resolveModule, type TaskFunction } from './pool';
 import { waitDelay } from './timeouts';
 
 export interface ProcessOptions {
@@ -61,7 +60,13 @@ export class Process {
     // Checked before anything is spawned: a worker whose init message could not be sent waited
     // for it forever, and kept the program alive (a child process, for the process backend).
     const args = this.targetArgs();
-    this.checkSendable(args);
+    checkStartArgs(
+      args,
+      this.backend,
+      this.target,
+      (i) =>
+        `${this.name}: argument ${i} of ${this.target}() cannot be sent to its ${this.backend}`,
+    );
     const spawn = {
       env: this.options.env,
       execArgv: this.options.execArgv,
@@ -115,24 +120,6 @@ export class Process {
         ? { processPid: handle.pid }
         : { processTid: handle.threadId }),
     });
-  }
-
-  /** A SerializationError naming the first argument that cannot travel to the worker. */
-  private checkSendable(args: unknown[]): void {
-    for (let i = 0; i < args.length; i++) {
-      try {
-        if (this.backend === 'thread') structuredClone(args[i]);
-        else serialize(args[i]);
-      } catch (err) {
-        throw new SerializationError(
-          `${this.name}: argument ${i} of ${this.target}() cannot be sent to its ${this.backend === 'thread' ? 'thread' : 'process'}: ${unsendableReason(args[i], err)}`,
-          'argument',
-          i,
-          this.target,
-          { cause: err },
-        );
-      }
-    }
   }
 
   private targetArgs(): unknown[] {
