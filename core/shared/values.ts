@@ -74,6 +74,11 @@ function structView(
   return obj;
 }
 
+/** A shared object's name in an error: "a Value('i')", "a SharedArray(Struct Point)". */
+function nameOf(cls: string, type: CType): string {
+  return `a ${cls}(${describeType(type)})`;
+}
+
 function writeStruct(type: StructType, view: ByteView, offset: number, value: unknown): void {
   const where = (f: { name: string }) => () => `field ${f.name} of a ${type.name}`;
   if (Array.isArray(value)) {
@@ -180,19 +185,27 @@ abstract class SharedCType {
 
   /** The slot `index` names, for an error: "a Value('i')" (SharedArray: "item 3 of a ..."). */
   protected slot(_index: number): string {
-    return `a ${this.constructor.name}(${describeType(this.type)})`;
+    return nameOf(this.constructor.name, this.type);
   }
 
   protected write(index: number, value: unknown): void {
-    const offset = index * this.type.size;
     const type = this.type;
     // Checked before the lock is taken: a value the type cannot hold is refused, not mangled.
-    const scalar = type.kind === 'scalar' ? scalarValue(type, value, () => this.slot(index)) : 0;
+    this.store(
+      index,
+      type.kind === 'scalar' ? scalarValue(type, value, () => this.slot(index)) : value,
+    );
+  }
+
+  /** Writes under the lock: a scalar already checked, or a struct (writeStruct checks its fields). */
+  protected store(index: number, value: unknown): void {
+    const offset = index * this.type.size;
+    const type = this.type;
     const lock = this.lock;
     lock?.acquire();
     try {
       if (type.kind === 'struct') writeStruct(type, this.view, offset, value);
-      else type.write(this.view, offset, scalar);
+      else type.write(this.view, offset, value as Scalar);
     } finally {
       if (lock) lock.release();
       // Remote memory holds small writes back until the next request: send them now.
@@ -249,13 +262,14 @@ export class Value<T = Scalar> extends SharedCType {
     memory?: Memory,
   ) {
     const resolved = resolveType(type);
-    // Checked before any memory is taken.
-    if (!memory && initial !== undefined && resolved.kind === 'scalar') {
-      const name = new.target.name;
-      scalarValue(resolved, initial, () => `a ${name}(${describeType(resolved)})`);
-    }
+    // Checked once, before any memory is taken.
+    const name = new.target.name;
+    const first =
+      memory || initial === undefined || resolved.kind !== 'scalar'
+        ? initial
+        : scalarValue(resolved, initial, () => nameOf(name, resolved));
     super(resolved, 1, memory, options.lock ?? true);
-    if (!memory && initial !== undefined) this.write(0, initial);
+    if (!memory && first !== undefined) this.store(0, first);
     if (!memory) this.announce();
   }
 
@@ -341,15 +355,16 @@ export class SharedArray<T = Scalar> extends SharedCType implements Iterable<T> 
     const length = typeof sizeOrInitial === 'number' ? sizeOrInitial : initial!.length;
     if (!Number.isInteger(length) || length < 0)
       throw new RangeError(`array size must be a non-negative integer, got ${length}`);
-    // Every initial item checked before any memory is taken.
-    if (!memory && initial && resolved.kind === 'scalar') {
-      const name = new.target.name;
-      initial.forEach((v, i) =>
-        scalarValue(resolved, v, () => `item ${i} of a ${name}(${describeType(resolved)})`),
-      );
-    }
+    // Every initial item checked once, before any memory is taken.
+    const name = new.target.name;
+    const items =
+      memory || !initial || resolved.kind !== 'scalar'
+        ? initial
+        : initial.map((v, i) =>
+            scalarValue(resolved, v, () => `item ${i} of ${nameOf(name, resolved)}`),
+          );
     super(resolved, length, memory, options.lock ?? true);
-    if (!memory && initial) initial.forEach((v, i) => this.write(i, v));
+    if (!memory && items) items.forEach((v, i) => this.store(i, v));
     if (!memory) this.announce();
     // Index access (a[0]) as in Python, on top of the methods.
     return new Proxy(this, {
