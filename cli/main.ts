@@ -10,6 +10,9 @@ import { showTrace } from './show';
 const USAGE = `Usage:
   poolscope run [--trace out.jsonl] [--live | --no-live] <script> [args…]
       Runs a .js, .mjs, .cjs or .ts script with a live view of its pools; exits with its exit code.
+      A .py script runs under python3 with Poolscope's tap: an unmodified multiprocessing
+      program's pools, processes and shared values, in the same view ($POOLSCOPE_PYTHON
+      names another interpreter).
   poolscope show <trace.jsonl>
       Prints the summary of a saved trace.
   poolscope export <trace.jsonl> --format perfetto [-o out.json]

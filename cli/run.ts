@@ -113,6 +113,7 @@ export async function runScript(options: RunOptions): Promise<number> {
     {
       script,
       args: options.args,
+      ...(process.env.POOLSCOPE_PYTHON ? { python: process.env.POOLSCOPE_PYTHON } : {}),
       packageRoot: PACKAGE_ROOT,
       stdin: 'inherit',
       onLine: take,
@@ -132,7 +133,7 @@ export async function runScript(options: RunOptions): Promise<number> {
   own('run.start', {
     argv: [script, ...options.args],
     cwd: process.cwd(),
-    runtime: `node ${process.version}`,
+    runtime: launched.runtime,
   });
 
   const meter = new RateMeter();

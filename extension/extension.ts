@@ -5,7 +5,7 @@
  */
 import { copyFileSync } from 'node:fs';
 import * as vscode from 'vscode';
-import { LaunchError, RUNNABLE_EXTENSIONS } from '../core/trace/launch';
+import { LaunchError, LAUNCHABLE_EXTENSIONS } from '../core/trace/launch';
 import { registerDebugging } from './debug';
 import { ErrorDiagnostics } from './diagnostics';
 import { RunSession } from './run-session';
@@ -101,15 +101,16 @@ export function activate(context: vscode.ExtensionContext): PoolscopeApi {
     } catch (err) {
       const message = err instanceof LaunchError ? err.message : String(err);
       log.error(`cannot run ${script.fsPath}: ${message}`);
-      const fix = /node/.test(message) ? 'Open Settings' : undefined;
+      const setting = /python3/.test(message)
+        ? 'poolscope.pythonPath'
+        : /node/.test(message)
+          ? 'poolscope.nodePath'
+          : undefined;
+      const fix = setting ? 'Open Settings' : undefined;
       void vscode.window
         .showErrorMessage(`Poolscope: ${message}`, ...(fix ? [fix] : []))
         .then((choice) => {
-          if (choice)
-            void vscode.commands.executeCommand(
-              'workbench.action.openSettings',
-              'poolscope.nodePath',
-            );
+          if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', setting);
         });
       return undefined;
     }
@@ -151,7 +152,7 @@ export function activate(context: vscode.ExtensionContext): PoolscopeApi {
     node instanceof RunNode ? node.session : node instanceof RunSession ? node : undefined;
 
   const isRunnable = (uri: vscode.Uri): boolean =>
-    RUNNABLE_EXTENSIONS.some((ext) => uri.fsPath.endsWith(ext));
+    LAUNCHABLE_EXTENSIONS.some((ext) => uri.fsPath.endsWith(ext));
 
   const command = (id: string, fn: (...args: never[]) => unknown): void => {
     context.subscriptions.push(vscode.commands.registerCommand(id, fn));
@@ -161,7 +162,7 @@ export function activate(context: vscode.ExtensionContext): PoolscopeApi {
     const target = uri instanceof vscode.Uri ? uri : vscode.window.activeTextEditor?.document.uri;
     if (!target || target.scheme !== 'file') {
       void vscode.window.showErrorMessage(
-        'Poolscope: open a .js, .mjs, .cjs or .ts file to run it (or use Poolscope: Run Script…).',
+        'Poolscope: open a .js, .mjs, .cjs, .ts or .py file to run it (or use Poolscope: Run Script…).',
       );
       return undefined;
     }
@@ -173,7 +174,7 @@ export function activate(context: vscode.ExtensionContext): PoolscopeApi {
     const picked = await vscode.window.showOpenDialog({
       canSelectMany: false,
       openLabel: 'Run',
-      filters: { Scripts: RUNNABLE_EXTENSIONS.map((e) => e.slice(1)) },
+      filters: { Scripts: LAUNCHABLE_EXTENSIONS.map((e) => e.slice(1)) },
       ...(vscode.workspace.workspaceFolders?.[0]
         ? { defaultUri: vscode.workspace.workspaceFolders[0].uri }
         : {}),

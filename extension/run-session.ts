@@ -9,6 +9,7 @@ import { basename, join } from 'node:path';
 import * as vscode from 'vscode';
 import {
   checkScript,
+  isPythonScript,
   launcherEvent,
   launchTraced,
   newRunId,
@@ -27,6 +28,8 @@ export interface LaunchRequest {
   cwd: string;
   env: NodeJS.ProcessEnv;
   node: string;
+  /** The `python3` that runs a `.py` script (under Poolscope's tap). */
+  python: string;
   tasksPerPool: number;
   timelineTasks: number;
 }
@@ -180,7 +183,8 @@ export class RunSession implements vscode.Disposable {
   }
 
   private async start(request: LaunchRequest): Promise<void> {
-    this.output.info(`starting ${request.node} ${request.script} ${request.args.join(' ')}`);
+    const runner = isPythonScript(request.script) ? request.python : request.node;
+    this.output.info(`starting ${runner} ${request.script} ${request.args.join(' ')}`);
     this.output.info(`cwd ${request.cwd}`);
     this.launched = await launchTraced(
       {
@@ -189,6 +193,7 @@ export class RunSession implements vscode.Disposable {
         cwd: request.cwd,
         env: request.env,
         node: request.node,
+        python: request.python,
         packageRoot: PACKAGE_ROOT,
         detached: true,
         onLine: (line) => this.take(line, 'trace'),
@@ -201,7 +206,7 @@ export class RunSession implements vscode.Disposable {
     this.own('run.start', {
       argv: [request.script, ...request.args],
       cwd: request.cwd,
-      runtime: request.node,
+      runtime: this.launched.runtime,
     });
     this.output.info(`pid ${pid}`);
     void this.launched.exited.then((exit) => {

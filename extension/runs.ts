@@ -66,6 +66,7 @@ export class RunRegistry implements vscode.Disposable {
       cwd,
       env,
       node: settings.nodePath,
+      python: settings.pythonPath,
       tasksPerPool: settings.tasksPerPool,
       timelineTasks: settings.timelineTasks,
     };

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 
 export interface Settings {
   nodePath: string;
+  pythonPath: string;
   args: string[];
   env: Record<string, string>;
   envFile: string;
@@ -19,6 +20,7 @@ export function readSettings(scope?: vscode.ConfigurationScope): Settings {
   const c = vscode.workspace.getConfiguration('poolscope', scope);
   return {
     nodePath: c.get<string>('nodePath', 'node') || 'node',
+    pythonPath: c.get<string>('pythonPath', 'python3') || 'python3',
     args: c.get<string[]>('args', []),
     env: c.get<Record<string, string>>('env', {}),
     envFile: c.get<string>('envFile', '${workspaceFolder}/.env'),

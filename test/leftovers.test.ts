@@ -15,6 +15,10 @@ import { fixture } from './helpers';
 const DIST = resolve(__dirname, '..', '..', 'dist');
 const isWorker = (cmdline: string): boolean =>
   cmdline.includes(DIST) && (cmdline.includes('entry.js') || cmdline.includes('server.js'));
+/** A Python program under this checkout's tap, its pool workers, its resource tracker. */
+const TAP = resolve(__dirname, '..', '..', 'python');
+const isPythonTapped = (cmdline: string, environ: string): boolean =>
+  cmdline.includes('poolscope_tap') || environ.includes(TAP);
 
 function processesWith(predicate: (cmdline: string, environ: string) => boolean): number[] {
   const found: number[] = [];
@@ -115,6 +119,8 @@ describe('no leftovers', () => {
   it('after the whole suite: no worker process and no temp dir from the tests remain', async () => {
     const workers = await eventually(() => processesWith(isWorker), 3000);
     assert.deepEqual(workers, [], `worker processes still running: ${workers.join(', ')}`);
+    const python = await eventually(() => processesWith(isPythonTapped), 3000);
+    assert.deepEqual(python, [], `Python processes still running: ${python.join(', ')}`);
     const temp = readdirSync(tmpdir()).filter((n) => n.startsWith('poolscope-'));
     assert.deepEqual(
       temp,

@@ -1,8 +1,9 @@
 /**
- * Starts a user's script in its own `node` with a trace sink attached: the one launcher behind
- * `poolscope run` and the editor extension's runs. It owns the trace server, the `poolscope`
- * module shim for projects that lack the package, the TypeScript loader, and stopping the
- * script's whole process tree.
+ * Starts a user's script in its own `node` (or, for a `.py` script, `python3` with Poolscope's
+ * tap, python/poolscope_tap) with a trace sink attached: the one launcher behind `poolscope run`
+ * and the editor extension's runs. It owns the trace server, the `poolscope` module shim for
+ * projects that lack the package, the TypeScript loader, and stopping the script's whole process
+ * tree.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,7 +15,16 @@ import type { TraceEvent } from './protocol';
 import { PROTOCOL_VERSION } from './version';
 import { TraceServer } from './server';
 
+/** Scripts `node` runs (and a Node debugging session can trace). */
 export const RUNNABLE_EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];
+/** Python `multiprocessing` programs, run unmodified under the tap. */
+export const PYTHON_EXTENSIONS = ['.py'];
+/** Every script `poolscope run` and the editor can start. */
+export const LAUNCHABLE_EXTENSIONS = [...RUNNABLE_EXTENSIONS, ...PYTHON_EXTENSIONS];
+
+export function isPythonScript(file: string): boolean {
+  return PYTHON_EXTENSIONS.includes(extname(file));
+}
 
 /** A script that cannot be started, in words a user can act on. */
 export class LaunchError extends Error {
@@ -29,6 +39,8 @@ export interface LaunchOptions {
   env?: NodeJS.ProcessEnv;
   /** The `node` to run it with: a path or a command looked up on PATH. */
   node?: string;
+  /** The `python3` that runs a `.py` script: a path or a command looked up on PATH. */
+  python?: string;
   /** The folder holding this package's `package.json` and `dist/`. */
   packageRoot: string;
   /**
@@ -54,6 +66,8 @@ export interface TracedRun {
   readonly runId: string;
   readonly child: ChildProcess;
   readonly pid: number;
+  /** What runs the script: `node v20.20.2`, or the Python interpreter's path. */
+  readonly runtime: string;
   /** Settles when the script has exited and the last trace lines are in. */
   readonly exited: Promise<LaunchExit>;
   /** SIGTERM to the script (its process group when detached), SIGKILL after `graceMs`. */
@@ -65,9 +79,9 @@ export function checkScript(script: string, cwd = process.cwd()): string {
   const file = resolve(cwd, script);
   if (!existsSync(file)) throw new LaunchError(`no such script: ${file}`);
   if (!statSync(file).isFile()) throw new LaunchError(`not a file: ${file}`);
-  if (!RUNNABLE_EXTENSIONS.includes(extname(file))) {
+  if (!LAUNCHABLE_EXTENSIONS.includes(extname(file))) {
     throw new LaunchError(
-      `cannot run ${file}: expected a .js, .mjs, .cjs, .ts, .mts or .cts script`,
+      `cannot run ${file}: expected a .js, .mjs, .cjs, .ts, .mts or .cts script, or a .py one`,
     );
   }
   return file;
@@ -75,6 +89,18 @@ export function checkScript(script: string, cwd = process.cwd()): string {
 
 /** `node` on PATH (or a given path) as an absolute file, or a LaunchError saying what to set. */
 export function resolveNode(node: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolveCommand(node, 'node', env);
+}
+
+/**
+ * A command on PATH (or a given path) as an absolute file, or a LaunchError saying what to set;
+ * `what` names it in the message (`node`, `python3`).
+ */
+export function resolveCommand(
+  node: string,
+  what: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   const candidates = node.includes('/')
     ? [resolve(node)]
     : (env.PATH ?? '').split(delimiter).flatMap((dir) => (dir ? [join(dir, node)] : []));
@@ -87,7 +113,7 @@ export function resolveNode(node: string, env: NodeJS.ProcessEnv = process.env):
   }
   throw new LaunchError(
     node.includes('/')
-      ? `the node executable ${resolve(node)} does not exist`
+      ? `the ${what} executable ${resolve(node)} does not exist`
       : `no \`${node}\` on PATH (${env.PATH ?? 'unset'})`,
   );
 }
@@ -158,7 +184,10 @@ export async function launchTraced(options: LaunchOptions, runId = newRunId()): 
   const cwd = options.cwd ?? process.cwd();
   const script = checkScript(options.script, cwd);
   const baseEnv = options.env ?? process.env;
-  const node = resolveNode(options.node ?? process.execPath, baseEnv);
+  const python = isPythonScript(script);
+  const node = python
+    ? resolveCommand(options.python ?? 'python3', 'python3', baseEnv)
+    : resolveNode(options.node ?? process.execPath, baseEnv);
   const {
     server,
     env: sinkEnv,
@@ -171,7 +200,17 @@ export async function launchTraced(options: LaunchOptions, runId = newRunId()): 
   });
   const env: NodeJS.ProcessEnv = { ...baseEnv, ...sinkEnv };
   if (options.detached) env.POOLSCOPE_DIE_WITH_PARENT = '1';
-  const child = spawn(node, [...execArgv, script, ...(options.args ?? [])], {
+  let argv = [...execArgv, script, ...(options.args ?? [])];
+  if (python) {
+    // The tap is importable from this package's python/ folder; output unbuffered, so that a
+    // live view shows it as it happens (a pipe makes Python buffer it).
+    env.PYTHONPATH = [join(options.packageRoot, 'python'), baseEnv.PYTHONPATH]
+      .filter(Boolean)
+      .join(delimiter);
+    env.PYTHONUNBUFFERED ??= '1';
+    argv = ['-m', 'poolscope_tap', script, ...(options.args ?? [])];
+  }
+  const child = spawn(node, argv, {
     cwd,
     env,
     stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
@@ -221,5 +260,6 @@ export async function launchTraced(options: LaunchOptions, runId = newRunId()): 
     })();
     return stopping;
   };
-  return { runId, child, pid, exited, stop };
+  const runtime = python || options.node !== undefined ? node : `node ${process.version}`;
+  return { runId, child, pid, runtime, exited, stop };
 }

@@ -634,20 +634,25 @@ export class Store {
         run.getTimeouts++;
         this.mark(run, { ts: event.ts, kind: 'getTimeout', pool: event.pool, task: event.task });
         break;
-      case 'process.started':
+      case 'process.started': {
+        // Its exit may have arrived first (a child that reports its own error uses its own
+        // connection): keep what that said.
+        const ended = run.processes.get(event.name);
         run.processes.set(event.name, {
+          ...(ended?.state === 'exited' ? ended : {}),
           name: event.name,
           pid: event.pid,
           target: event.target,
           backend: event.backend,
           ...(event.processPid !== undefined ? { processPid: event.processPid } : {}),
           ...(event.processTid !== undefined ? { processTid: event.processTid } : {}),
-          state: 'running',
+          state: ended?.state === 'exited' ? 'exited' : 'running',
           startedAt: event.ts,
-          exitCode: null,
-          signal: null,
+          exitCode: ended?.state === 'exited' ? ended.exitCode : null,
+          signal: ended?.state === 'exited' ? ended.signal : null,
         });
         break;
+      }
       case 'process.exited': {
         const proc = run.processes.get(event.name) ?? {
           name: event.name,

@@ -304,6 +304,22 @@ describe('the Store', () => {
     assert.equal(pool.counts.queued, 98);
   });
 
+  it("keeps a process's error and exit when its exit arrives before its start", () => {
+    // A Python child reports its own exception on its own connection: it can overtake the
+    // parent's process.started.
+    const store = new Store();
+    const error = failure('Invalid');
+    store.apply(ev('process.exited', { name: 'p1', exitCode: 1, signal: null, error }));
+    store.apply(ev('process.started', { name: 'p1', target: 'raises', backend: 'process' }));
+    store.apply(ev('process.exited', { name: 'p1', exitCode: 1, signal: null }));
+    const proc = store.runs.get('r')!.processes.get('p1')!;
+    assert.equal(proc.state, 'exited');
+    assert.equal(proc.exitCode, 1);
+    assert.equal(proc.target, 'raises');
+    assert.equal(proc.error?.name, 'Invalid');
+    assert.equal(store.runs.get('r')!.errors.length, 1);
+  });
+
   it('reports malformed lines and goes on', () => {
     const store = new Store();
     store.applyLine('{not json');

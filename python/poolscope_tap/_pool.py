@@ -1,0 +1,656 @@
+"""What `multiprocessing.pool.Pool` (and `ThreadPool`) do, told to the trace.
+
+Nothing of the pool's behaviour changes: tasks run, fail, hang and settle (or not) exactly as
+without the tap. It wraps, at the pool's own seams:
+
+- each task's function in a `_Call` that, in the worker, says when the task starts and how it
+  ends (the exception whole, with its traceback's frames: the parent only ever gets a pickled
+  copy with the traceback as text);
+- each worker's target in `worker_entry`, which gives the worker its number and a slot where it
+  keeps the task it is running, and its result queue in an `_Outbox`, so that a task ends in the
+  trace once its result is sent (a result pickle cannot send fails the task, as Python then
+  fails it with MaybeEncodingError);
+- the callbacks, to say that they ran or what they raised;
+- the reaping of exited workers: a worker that died while running a task has lost it, and
+  Python's Pool never settles that task (`get()` without a timeout waits forever). The trace
+  says so: `worker.exited` with the task in `lostTasks`, and a `task.failed` whose error names
+  the worker, its exit and what it means for the program.
+
+Task ids are the tap's own, per pool, from 1 (a map chunk is one task, as in the Node library).
+"""
+
+import itertools
+import os
+import signal
+import sys
+import threading
+
+import multiprocessing.pool as mpp
+
+from . import _emit
+from ._values import error_info, name_of, preview
+
+_local = threading.local()
+_pool_numbers = itertools.count(1)
+# The pool's worker list (what the static helpers are given) -> the pool's state.
+_by_workers = {}
+
+
+class _Slot:
+    """A thread worker's current task (a process worker's is a shared RawValue)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
+class _PoolState:
+    def __init__(self, pool, backend):
+        self.key = "%d:%d" % (os.getpid(), next(_pool_numbers))
+        self.backend = backend
+        self.tasks = itertools.count(1)
+        self.numbers = itertools.count(1)
+        self.ctx = getattr(pool, "_ctx", None)
+        self.maxtasks = getattr(pool, "_maxtasksperchild", None)
+        self.pool = pool
+        # id(worker object) -> (worker object, number, slot)
+        self.workers = {}
+        self.lock = threading.Lock()
+
+    def slot(self):
+        if self.backend == "thread" or self.ctx is None:
+            return _Slot()
+        try:
+            return self.ctx.RawValue("q", 0)
+        except Exception:  # noqa: BLE001 - no shared memory here: no lost-task diagnosis
+            return _Slot()
+
+    def report_exit(self, w, terminated=False):
+        with self.lock:
+            entry = self.workers.pop(id(w), None)
+        if entry is None:
+            return
+        _, number, slot = entry
+        code = w.exitcode
+        if code is None:
+            return
+        sig = _signal_name(-code) if code < 0 else None
+        running = getattr(self.pool, "_state", None) == mpp.RUN
+        if terminated and sig is not None:
+            reason = "terminated"
+        elif sig is not None:
+            reason = "killed"
+        elif code != 0:
+            reason = "crash"
+        elif running and self.maxtasks:
+            reason = "recycled"
+        else:
+            reason = "normal"
+        lost = []
+        task = _read(slot)
+        if task and (code != 0 or sig is not None):
+            lost.append(task)
+        pid = getattr(w, "pid", None)
+        _emit.emit(
+            "worker.exited",
+            {
+                "pool": self.key,
+                "worker": number,
+                "exitCode": code,
+                "signal": sig,
+                "reason": reason,
+                "lostTasks": lost,
+            },
+        )
+        for task in lost:
+            how = ("was killed by %s" % sig) if sig else ("exited with code %d" % code)
+            message = (
+                "worker %d (pid %s) %s while running this task. Python's Pool does not notice a "
+                "lost task: it never settles, its callbacks never run, and get() without a "
+                "timeout waits forever." % (number, pid, how)
+            )
+            _emit.emit(
+                "task.failed",
+                {
+                    "pool": self.key,
+                    "task": task,
+                    "fn": _names.get((self.key, task), "?"),
+                    "worker": number,
+                    "error": {
+                        "thrown": "error",
+                        "name": "WorkerExitError",
+                        "message": message,
+                        "frames": [],
+                        "props": {"exitCode": code, "signal": sig, "workerPid": pid},
+                    },
+                },
+            )
+        _emit.flush()
+
+    def report_all(self, terminated=False):
+        with self.lock:
+            workers = [entry[0] for entry in self.workers.values()]
+        for w in workers:
+            if self.backend == "thread" and getattr(self.pool, "_state", None) != mpp.RUN:
+                # A closed or terminated ThreadPool's threads end as soon as they see its
+                # sentinels; wait a moment for that rather than report them running.
+                try:
+                    w.join(0.2)
+                except RuntimeError:
+                    pass
+            self.report_exit(w, terminated)
+
+
+# (pool key, task) -> function name, while the task is in flight: what a lost task's event names.
+_names = {}
+
+
+def _read(slot):
+    try:
+        return int(slot.value)
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "signal %d" % number
+
+
+def _state(pool, create=True):
+    state = pool.__dict__.get("_poolscope")
+    if state is None and create:
+        backend = "thread" if isinstance(pool, mpp.ThreadPool) else "process"
+        state = _PoolState(pool, backend)
+        pool.__dict__["_poolscope"] = state
+        options = {"processes": getattr(pool, "_processes", None)}
+        if state.maxtasks:
+            options["maxtasksperchild"] = state.maxtasks
+        initializer = getattr(pool, "_initializer", None)
+        if initializer is not None:
+            options["initializer"] = name_of(initializer)
+        if state.ctx is not None and backend == "process":
+            try:
+                options["startMethod"] = state.ctx.get_start_method()
+            except Exception:  # noqa: BLE001
+                pass
+        _emit.emit(
+            "pool.created",
+            {
+                "pool": state.key,
+                "backend": backend,
+                "size": max(1, int(getattr(pool, "_processes", 1) or 1)),
+                "module": _creator_file(),
+                "options": options,
+            },
+        )
+    return state
+
+
+def _creator_file():
+    """The file of the first frame outside multiprocessing and the tap: where the pool was made."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    skip = (here, os.path.dirname(os.path.abspath(mpp.__file__)))
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not path.startswith(skip) and not frame.f_code.co_filename.startswith("<"):
+            return path
+        frame = frame.f_back
+    return os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "?"
+
+
+# -- the worker's side ------------------------------------------------------------------------
+
+
+def worker_entry(pool_key, number, slot, target, args):
+    """A pool worker's target: its identity for `_Call`, then Python's own worker loop."""
+    _local.worker = (pool_key, number, slot)
+    args = list(args)
+    if len(args) >= 2:
+        args[1] = _Outbox(args[1])
+    return target(*args)
+
+
+class _Outbox:
+    """The worker's result queue: a task's end is traced once its result is sent."""
+
+    def __init__(self, queue):
+        self._queue = queue
+
+    def __getattr__(self, name):
+        return getattr(self._queue, name)
+
+    def put(self, obj):
+        try:
+            self._queue.put(obj)
+        except Exception as err:
+            _finish(obj, err)
+            raise
+        _finish(obj, None)
+
+
+def _finish(obj, send_error):
+    pending = getattr(_local, "pending", None)
+    if pending is None:
+        return
+    _local.pending = None
+    type_, fields, slot = pending
+    if send_error is not None and type_ == "task.succeeded":
+        try:
+            value = obj[2][1]
+        except Exception:  # noqa: BLE001
+            value = None
+        wrapped = mpp.MaybeEncodingError(send_error, value)
+        type_ = "task.failed"
+        fields = {
+            "pool": fields["pool"],
+            "task": fields["task"],
+            "fn": fields["fn"],
+            "worker": fields["worker"],
+            "error": error_info(wrapped),
+            "durationMs": fields["durationMs"],
+        }
+    _emit.emit(type_, fields)
+    slot.value = 0
+    _emit.flush()
+
+
+class _Call:
+    """A task's function, as the worker runs it: traced start and end, nothing else changed."""
+
+    __slots__ = ("fn", "pool", "task", "submitted", "name")
+
+    def __init__(self, fn, pool, task, submitted, name):
+        self.fn = fn
+        self.pool = pool
+        self.task = task
+        self.submitted = submitted
+        self.name = name
+
+    def __getstate__(self):
+        return (self.fn, self.pool, self.task, self.submitted, self.name)
+
+    def __setstate__(self, state):
+        self.fn, self.pool, self.task, self.submitted, self.name = state
+
+    def __call__(self, *args, **kwds):
+        me = getattr(_local, "worker", None)
+        if me is None or me[0] != self.pool:
+            return self.fn(*args, **kwds)
+        _, number, slot = me
+        # A task whose result was never sent (a BaseException ended the last one): end it now.
+        _local.pending = None
+        started = _emit.now()
+        _emit.emit(
+            "task.started", {"pool": self.pool, "task": self.task, "worker": number}, started
+        )
+        slot.value = self.task
+        _emit.flush()
+        try:
+            result = self.fn(*args, **kwds)
+        except BaseException as err:
+            fields = {
+                "pool": self.pool,
+                "task": self.task,
+                "fn": self.name,
+                "worker": number,
+                "error": error_info(err),
+                "durationMs": round(_emit.now() - started, 3),
+            }
+            _local.pending = ("task.failed", fields, slot)
+            if not isinstance(err, Exception):
+                # Python's worker does not catch it: the worker ends without sending anything.
+                _finish(None, None)
+            raise
+        _local.pending = (
+            "task.succeeded",
+            {
+                "pool": self.pool,
+                "task": self.task,
+                "fn": self.name,
+                "worker": number,
+                "result": preview(result),
+                "durationMs": round(_emit.now() - started, 3),
+                "queuedMs": round(max(0.0, started - self.submitted), 3),
+            },
+            slot,
+        )
+        return result
+
+
+# -- the parent's side ------------------------------------------------------------------------
+
+
+def _submitted(state, fn_name, kind, args_preview, items):
+    task = next(state.tasks)
+    ts = _emit.now()
+    _names[(state.key, task)] = fn_name
+    _emit.emit(
+        "task.submitted",
+        {
+            "pool": state.key,
+            "task": task,
+            "fn": fn_name,
+            "kind": kind,
+            "args": args_preview,
+            "items": items,
+        },
+        ts,
+    )
+    return task, ts
+
+
+def _traced_callback(state, holder, which, fn):
+    if fn is None:
+        return None
+
+    def invoke(value):
+        task = holder[-1] if holder else 0
+        try:
+            fn(value)
+        except BaseException as err:
+            if task:
+                _emit.emit(
+                    "callback.invoked",
+                    {"pool": state.key, "task": task, "which": which, "error": error_info(err)},
+                )
+                _emit.flush()
+            raise
+        if task:
+            _emit.emit("callback.invoked", {"pool": state.key, "task": task, "which": which})
+
+    return invoke
+
+
+def _remember(result, i, task, name, state):
+    """Which trace task stands for chunk `i` of a pool result (for failures in the parent)."""
+    book = result.__dict__.get("_poolscope")
+    if book is None:
+        book = result.__dict__["_poolscope"] = (state, {})
+    book[1][i] = (task, name)
+
+
+def _args_preview(args, kwds):
+    text = preview(tuple(args))
+    if kwds:
+        text = "%s, %s" % (text, preview(dict(kwds)))
+    return text
+
+
+def _install():
+    Pool = mpp.Pool
+    orig_repopulate = Pool._repopulate_pool
+    orig_static = Pool._repopulate_pool_static
+    orig_join_exited = Pool._join_exited_workers
+    orig_apply_async = Pool.apply_async
+    orig_map_async = Pool._map_async
+    orig_imap = Pool.imap
+    orig_imap_unordered = Pool.imap_unordered
+    orig_generation = Pool._guarded_task_generation
+    orig_close = Pool.close
+    orig_terminate = Pool.terminate
+    orig_join = Pool.join
+
+    def _repopulate_pool(self):
+        state = _state(self)
+        _by_workers[id(self._pool)] = state
+        return orig_repopulate(self)
+
+    def _repopulate_pool_static(ctx, Process, processes, pool, *rest):
+        state = _by_workers.get(id(pool))
+        if state is None:
+            return orig_static(ctx, Process, processes, pool, *rest)
+        made = []
+
+        def traced_process(ctx_, *args, **kwds):
+            number = next(state.numbers)
+            slot = state.slot()
+            kwds["args"] = (state.key, number, slot, kwds.get("target"), tuple(kwds.get("args", ())))
+            kwds["target"] = worker_entry
+            w = Process(ctx_, *args, **kwds)
+            made.append((w, number, slot))
+            return w
+
+        try:
+            return orig_static(ctx, traced_process, processes, pool, *rest)
+        finally:
+            for w, number, slot in made:
+                with state.lock:
+                    state.workers[id(w)] = (w, number, slot)
+                fields = {"pool": state.key, "worker": number}
+                if state.backend == "process" and getattr(w, "pid", None):
+                    fields["workerPid"] = w.pid
+                elif state.backend == "thread" and getattr(w, "native_id", None):
+                    fields["workerTid"] = w.native_id
+                _emit.emit("worker.started", fields)
+
+    def _join_exited_workers(pool):
+        state = _by_workers.get(id(pool))
+        if state is not None:
+            for w in list(pool):
+                if w.exitcode is not None:
+                    state.report_exit(w)
+        return orig_join_exited(pool)
+
+    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):  # noqa: B006
+        state = _state(self, create=False)
+        if state is None or getattr(self, "_state", None) != mpp.RUN:
+            return orig_apply_async(self, func, args, kwds, callback, error_callback)
+        if not hasattr(self, "_taskqueue") or not hasattr(self, "_check_running"):
+            return orig_apply_async(self, func, args, kwds, callback, error_callback)
+        # Python's own apply_async, with the task known to the result before any worker can
+        # settle it.
+        self._check_running()
+        name = name_of(func)
+        task, ts = _submitted(state, name, "apply", _args_preview(args, kwds), 1)
+        holder = [task]
+        result = mpp.ApplyResult(
+            self,
+            _traced_callback(state, holder, "callback", callback),
+            _traced_callback(state, holder, "errorCallback", error_callback),
+        )
+        _remember(result, 0, task, name, state)
+        call = _Call(func, state.key, task, ts, name)
+        self._taskqueue.put(([(result._job, 0, call, args, kwds)], None))
+        return result
+
+    def _map_async(
+        self, func, iterable, mapper, chunksize=None, callback=None, error_callback=None
+    ):
+        state = _state(self, create=False)
+        if state is None:
+            return orig_map_async(self, func, iterable, mapper, chunksize, callback, error_callback)
+        holder = []
+        _local.holder = holder
+        try:
+            return orig_map_async(
+                self,
+                func,
+                iterable,
+                mapper,
+                chunksize,
+                _traced_callback(state, holder, "callback", callback),
+                _traced_callback(state, holder, "errorCallback", error_callback),
+            )
+        finally:
+            _local.holder = None
+
+    def imap(self, func, iterable, chunksize=1):
+        _local.kind = "imap"
+        try:
+            return orig_imap(self, func, iterable, chunksize)
+        finally:
+            _local.kind = None
+
+    def imap_unordered(self, func, iterable, chunksize=1):
+        _local.kind = "imapUnordered"
+        try:
+            return orig_imap_unordered(self, func, iterable, chunksize)
+        finally:
+            _local.kind = None
+
+    def _guarded_task_generation(self, result_job, func, iterable):
+        tasks = orig_generation(self, result_job, func, iterable)
+        state = _state(self, create=False)
+        if state is None:
+            return tasks
+        kind = getattr(_local, "kind", None) or (
+            "starmap" if func is mpp.starmapstar else "map"
+        )
+        holder = getattr(_local, "holder", None)
+        return _traced_tasks(self, state, kind, func, tasks, holder)
+
+    def close(self):
+        orig_close(self)
+        state = _state(self, create=False)
+        if state is not None:
+            _emit.emit("pool.closed", {"pool": state.key})
+
+    def terminate(self):
+        state = _state(self, create=False)
+        if state is not None:
+            _emit.emit("pool.terminated", {"pool": state.key})
+        orig_terminate(self)
+        if state is not None:
+            state.report_all(terminated=True)
+            _emit.flush()
+
+    def join(self):
+        orig_join(self)
+        state = _state(self, create=False)
+        if state is not None:
+            state.report_all()
+            _by_workers.pop(id(getattr(self, "_pool", None)), None)
+            _emit.flush()
+
+    Pool._repopulate_pool = _repopulate_pool
+    Pool._repopulate_pool_static = staticmethod(_repopulate_pool_static)
+    Pool._join_exited_workers = staticmethod(_join_exited_workers)
+    Pool.apply_async = apply_async
+    Pool._map_async = _map_async
+    Pool.imap = imap
+    Pool.imap_unordered = imap_unordered
+    Pool._guarded_task_generation = _guarded_task_generation
+    Pool.close = close
+    Pool.terminate = terminate
+    Pool.join = join
+    for cls in (mpp.ApplyResult, mpp.MapResult, mpp.IMapIterator, mpp.IMapUnorderedIterator):
+        if "_set" in cls.__dict__:
+            cls._set = _traced_set(cls.__dict__["_set"])
+
+
+def _traced_tasks(pool, state, kind, func, tasks, holder):
+    for job, i, fn, args, kwds in tasks:
+        if fn is mpp.mapstar or fn is mpp.starmapstar:
+            user_fn, chunk = args[0]
+            name = name_of(user_fn)
+            items = len(chunk)
+            shown = preview(chunk)
+        elif fn is mpp._helper_reraises_exception:
+            name = name_of(func)
+            items = 0
+            shown = preview(args[0])
+        else:
+            name = name_of(fn)
+            items = 1
+            shown = _args_preview(args, kwds)
+        task, ts = _submitted(state, name, kind, shown, items)
+        if holder is not None:
+            holder.append(task)
+        result = pool._cache.get(job)
+        if result is not None:
+            _remember(result, i, task, name, state)
+        yield (job, i, _Call(fn, state.key, task, ts, name), args, kwds)
+
+
+def _traced_set(orig):
+    """A result's `_set`: a failure raised in the parent (an argument pickle could not send,
+    before any worker saw the task) is traced there, since no worker will."""
+
+    def _set(self, i, obj):
+        try:
+            book = self.__dict__.get("_poolscope")
+            if book is not None:
+                state, chunks = book
+                entry = chunks.pop(i, None)
+                if entry is not None:
+                    task, name = entry
+                    _names.pop((state.key, task), None)
+                    handler = getattr(state.pool, "_task_handler", None)
+                    if obj[0] is False and threading.current_thread() is handler:
+                        _emit.emit(
+                            "task.failed",
+                            {
+                                "pool": state.key,
+                                "task": task,
+                                "fn": name,
+                                "error": error_info(obj[1]),
+                            },
+                        )
+        except Exception:  # noqa: BLE001 - tracing must never break the pool
+            pass
+        return orig(self, i, obj)
+
+    return _set
+
+
+def _broken_pool_hook(orig):
+    """A pool thread that dies (the result handler, when a task's exception cannot be unpickled)
+    leaves every pending task waiting forever, with only a thread's traceback on stderr to say
+    so: say what it means."""
+
+    def hook(args):
+        orig(args)
+        try:
+            for state in list(_by_workers.values()):
+                pool = state.pool
+                role = None
+                if args.thread is getattr(pool, "_result_handler", None):
+                    role = "result handler"
+                elif args.thread is getattr(pool, "_task_handler", None):
+                    role = "task handler"
+                if role is None:
+                    continue
+                hint = ""
+                if isinstance(args.exc_value, TypeError) and "__init__()" in str(args.exc_value):
+                    hint = (
+                        " A task's exception could not be unpickled: an exception class whose "
+                        "__init__ takes other arguments than it passes to Exception.__init__ "
+                        "(give them all to super().__init__, or define __reduce__)."
+                    )
+                sys.stderr.write(
+                    "poolscope: pool %s's %s thread died (%s: %s). Python's Pool delivers no "
+                    "more results: every pending task stays pending, and get() without a "
+                    "timeout waits forever.%s\n"
+                    % (state.key, role, type(args.exc_value).__name__, args.exc_value, hint)
+                )
+                sys.stderr.flush()
+        except Exception:  # noqa: BLE001
+            pass
+
+    return hook
+
+
+def _sweep():
+    """At exit: the exits of workers nobody reaped (a terminated ThreadPool's threads)."""
+    for state in list(_by_workers.values()):
+        state.report_all()
+    _emit.flush_at_exit()
+
+
+_installed = False
+
+
+def install():
+    global _installed
+    if not _installed:
+        _installed = True
+        _install()
+        import atexit
+
+        atexit.register(_sweep)
+        threading.excepthook = _broken_pool_hook(threading.excepthook)

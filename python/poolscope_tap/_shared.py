@@ -1,0 +1,183 @@
+"""Shared `Value` and `Array` in the trace: `shared.created` when one is made, then
+`shared.sampled` whenever its contents change, read every 100 ms by a daemon thread of the
+process that made it (from the shared memory itself, without taking the object's lock, so the
+tap never waits on the program's locks nor adds to their contention), and once more at exit.
+"""
+
+import itertools
+import os
+import sys
+import threading
+import weakref
+
+from multiprocessing import sharedctypes
+
+from . import _emit
+from ._values import json_value
+
+SAMPLE_S = 0.1
+WINDOW = 16
+
+_numbers = itertools.count(1)
+_lock = threading.Lock()
+# id -> (weak or strong reference to the object, kind, last sample)
+_objects = {}
+_thread = None
+_thread_pid = None
+
+
+def _ctype_name(typecode_or_type):
+    if isinstance(typecode_or_type, str):
+        return typecode_or_type
+    return getattr(typecode_or_type, "__name__", str(typecode_or_type))
+
+
+def _creator():
+    here = os.path.dirname(os.path.abspath(__file__))
+    skip = (here, os.path.dirname(os.path.abspath(sharedctypes.__file__)))
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not path.startswith(skip) and not frame.f_code.co_filename.startswith("<"):
+            return "%s:%d" % (path, frame.f_lineno)
+        frame = frame.f_back
+    return None
+
+
+def _raw(obj):
+    get = getattr(obj, "get_obj", None)
+    return get() if get is not None else obj
+
+
+def _sample(obj, kind):
+    raw = _raw(obj)
+    if kind == "Value":
+        return json_value(raw.value)
+    items = raw[:]
+    if isinstance(items, bytes):
+        return {"length": len(items), "window": items[:WINDOW].decode("latin-1")}
+    numbers = [x for x in items if isinstance(x, (int, float))]
+    sample = {"length": len(items), "window": json_value(list(items[:WINDOW]))}
+    if numbers:
+        sample["min"] = json_value(min(numbers))
+        sample["max"] = json_value(max(numbers))
+    return sample
+
+
+def _register(obj, kind, typecode_or_type, length, locked):
+    ident = "%d:%d" % (os.getpid(), next(_numbers))
+    fields = {
+        "id": ident,
+        "kind": kind,
+        "ctype": _ctype_name(typecode_or_type),
+        "length": length,
+        "lock": locked,
+    }
+    creator = _creator()
+    if creator:
+        fields["creator"] = creator
+    _emit.emit("shared.created", fields)
+    try:
+        ref = weakref.ref(obj)
+    except TypeError:
+        ref = lambda: obj  # noqa: E731 - kept alive: a few bytes per shared object
+    with _lock:
+        _objects[ident] = [ref, kind, None]
+    _sample_one(ident)
+    _ensure_thread()
+
+
+def _sample_one(ident):
+    with _lock:
+        entry = _objects.get(ident)
+    if entry is None:
+        return
+    obj = entry[0]()
+    if obj is None:
+        with _lock:
+            _objects.pop(ident, None)
+        return
+    try:
+        value = _sample(obj, entry[1])
+    except Exception:  # noqa: BLE001 - a value that cannot be read now: try again later
+        return
+    if value != entry[2]:
+        entry[2] = value
+        _emit.emit("shared.sampled", {"id": ident, "value": value})
+
+
+def sample_all():
+    with _lock:
+        idents = list(_objects)
+    for ident in idents:
+        _sample_one(ident)
+
+
+def _ensure_thread():
+    global _thread, _thread_pid
+    if _thread is not None and _thread_pid == os.getpid():
+        return
+    _thread_pid = os.getpid()
+    _thread = threading.Thread(target=_run, name="poolscope-tap-shared", daemon=True)
+    _thread.start()
+
+
+def _run():
+    me = os.getpid()
+    while _thread_pid == me:
+        threading.Event().wait(SAMPLE_S)
+        sample_all()
+
+
+def _at_exit():
+    if _thread_pid == os.getpid():
+        sample_all()
+        _emit.flush_at_exit()
+
+
+def _after_fork():
+    # A child samples only what it makes itself.
+    global _thread, _thread_pid, _lock
+    _lock = threading.Lock()
+    _objects.clear()
+    _thread = None
+    _thread_pid = None
+
+
+def _install():
+    import atexit
+
+    orig_value = sharedctypes.Value
+    orig_array = sharedctypes.Array
+
+    def Value(typecode_or_type, *args, lock=True, ctx=None):
+        obj = orig_value(typecode_or_type, *args, lock=lock, ctx=ctx)
+        try:
+            _register(obj, "Value", typecode_or_type, 1, lock is not False)
+        except Exception:  # noqa: BLE001
+            pass
+        return obj
+
+    def Array(typecode_or_type, size_or_initializer, *, lock=True, ctx=None):
+        obj = orig_array(typecode_or_type, size_or_initializer, lock=lock, ctx=ctx)
+        try:
+            _register(obj, "Array", typecode_or_type, len(_raw(obj)), lock is not False)
+        except Exception:  # noqa: BLE001
+            pass
+        return obj
+
+    sharedctypes.Value = Value
+    sharedctypes.Array = Array
+    atexit.register(_at_exit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
+
+
+_installed = False
+
+
+def install():
+    global _installed
+    if not _installed:
+        _installed = True
+        _install()

@@ -1,0 +1,253 @@
+/**
+ * The Python tap: unmodified `multiprocessing` programs run by `poolscope run`, with real
+ * `python3` processes (fork and spawn), workers really killed, and every event checked against
+ * the protocol's schema.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import Ajv from 'ajv';
+import { protocolJsonSchema } from 'poolscope/internal/trace/protocol';
+
+const root = join(__dirname, '..', '..', '..');
+const cliMain = join(root, 'dist', 'cli', 'main.js');
+const fixture = (name: string): string => join(root, 'test', 'fixtures', 'python', name);
+const validate = new Ajv({ strict: false, allErrors: true }).compile(protocolJsonSchema());
+
+interface Event {
+  type: string;
+  pid: number;
+  [key: string]: unknown;
+}
+
+interface Ran {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  events: Event[];
+}
+
+/** `poolscope run --trace … <script> [args]`: its output and its trace, every event valid. */
+function run(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Ran {
+  const dir = mkdtempSync(join(tmpdir(), 'poolscope-test-'));
+  try {
+    const trace = join(dir, 'run.jsonl');
+    const r = spawnSync(process.execPath, [cliMain, 'run', '--trace', trace, script, ...args], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, ...env },
+    });
+    let events: Event[] = [];
+    try {
+      events = readFileSync(trace, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Event);
+    } catch {
+      // no trace: the run never started
+    }
+    for (const e of events)
+      assert.ok(validate(e), `${JSON.stringify(e)}: ${JSON.stringify(validate.errors)}`);
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr, events };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const ofType = (events: Event[], type: string): Event[] => events.filter((e) => e.type === type);
+
+/** Processes whose command line mentions `text`. */
+function processesRunning(text: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(text)) found.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+async function eventually(check: () => number[], ms: number): Promise<number[]> {
+  const until = Date.now() + ms;
+  let left = check();
+  while (left.length > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = check();
+  }
+  return left;
+}
+
+describe('the Python tap', () => {
+  it('shows an unmodified program: tasks, errors whole with their frames, callbacks, a Value, a Process', () => {
+    const r = run('examples/python/pool_errors.py');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /done 16, failed 4, counter 16/);
+    assert.match(r.stdout, /pool \d+:1 \(process ×2\) pool_errors\.py/);
+    assert.match(r.stdout, /tasks 30: 26 passed, 4 failed, 0 errored/);
+    assert.match(r.stdout, /process helper square\(\): exit 0/);
+    assert.match(r.stdout, /Value i = 16 \(.*examples\/python\/pool_errors\.py:\d+\)/);
+    assert.match(r.stdout, /callbacks: 20 run, 0 threw/);
+    assert.match(r.stdout, /4× QuotaError: quota exceeded for task 5/);
+    assert.match(r.stdout, /at work \(.*examples\/python\/pool_errors\.py:\d+:\d+\)/);
+    assert.equal(r.events[0]!.type, 'run.start');
+    assert.match(String(r.events[0]!.runtime), /python3/);
+    // The error as the worker raised it: class, message, own attributes, traceback frames.
+    const failed = ofType(r.events, 'task.failed');
+    assert.equal(failed.length, 4);
+    const error = failed[0]!.error as {
+      name: string;
+      props: Record<string, unknown>;
+      frames: { fn: string; file: string; line: number }[];
+      stack: string;
+    };
+    assert.equal(error.name, 'QuotaError');
+    assert.equal(error.props.user, 'ana');
+    assert.equal(typeof error.props.limit, 'number');
+    assert.equal(error.frames[0]!.fn, 'work');
+    assert.match(error.frames[0]!.file, /pool_errors\.py$/);
+    assert.match(error.stack, /^Traceback \(most recent call last\):/);
+    // The worker told it (its own pid), not the parent: the parent only gets a pickled copy.
+    const parent = r.events.find((e) => e.type === 'pool.created')!.pid;
+    assert.notEqual(failed[0]!.pid, parent);
+    // A map chunk is one task: 100 items in chunks of 10.
+    const chunks = ofType(r.events, 'task.submitted').filter((e) => e.kind === 'map');
+    assert.deepEqual(
+      chunks.map((e) => e.items),
+      Array(10).fill(10),
+    );
+    const exited = ofType(r.events, 'process.exited').find((e) => e.name === 'helper');
+    assert.equal(exited?.exitCode, 0);
+  });
+
+  for (const method of ['fork', 'spawn']) {
+    it(`a worker killed mid-task (${method}): its lost task, which Python never settles, is shown with why`, () => {
+      const r = run(fixture('killed_worker.py'), [method]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /task 3 never settled/);
+      assert.match(r.stdout, /tasks 5: 4 passed, 0 failed, 1 errored/);
+      assert.match(r.stdout, /#\d pid \d+ exited -9 SIGKILL \(killed\)/);
+      const killed = ofType(r.events, 'worker.exited').find((e) => e.signal === 'SIGKILL');
+      assert.ok(killed, 'a worker.exited event for the killed worker');
+      assert.equal((killed.lostTasks as number[]).length, 1);
+      const lost = ofType(r.events, 'task.failed').find(
+        (e) => e.task === (killed.lostTasks as number[])[0],
+      );
+      const error = lost?.error as { name: string; message: string } | undefined;
+      assert.equal(error?.name, 'WorkerExitError');
+      assert.match(error!.message, /killed by SIGKILL while running this task/);
+      assert.match(error!.message, /never settles/);
+      assert.equal(lost?.fn, 'slow');
+      // The replacement worker is traced too.
+      assert.equal(ofType(r.events, 'worker.started').length, 3);
+    });
+  }
+
+  it('ThreadPool and every way to submit: kinds, thread workers, an argument pickle cannot send', () => {
+    const r = run(fixture('kinds.py'));
+    assert.equal(r.status, 0, r.stderr);
+    const pools = ofType(r.events, 'pool.created');
+    assert.deepEqual(
+      pools.map((p) => p.backend),
+      ['thread', 'process'],
+    );
+    const kinds = new Set(ofType(r.events, 'task.submitted').map((e) => e.kind));
+    assert.deepEqual([...kinds].sort(), ['apply', 'imap', 'imapUnordered', 'map', 'starmap']);
+    const threads = ofType(r.events, 'worker.started').filter((e) => e.pool === pools[0]!.pool);
+    assert.equal(threads.length, 3);
+    assert.ok(threads.every((e) => typeof e.workerTid === 'number' && e.workerPid === undefined));
+    // maxtasksperchild=2: recycled workers, and their replacements.
+    assert.ok(ofType(r.events, 'worker.exited').some((e) => e.reason === 'recycled'));
+    // The lambda argument fails in the parent before any worker sees it: no worker in the event.
+    const pickling = ofType(r.events, 'task.failed').find(
+      (e) => (e.error as { name: string }).name === 'PicklingError',
+    );
+    assert.ok(pickling, 'a task.failed for the argument that cannot be pickled');
+    assert.equal(pickling.worker, undefined);
+    assert.match(r.stdout, /1× ValueError: seven/);
+    assert.match(r.stdout, /callbacks: 1 run, 0 threw/);
+  });
+
+  it('Processes that raise, exit and are killed; a result that cannot be sent fails its task', () => {
+    const r = run(fixture('processes.py'));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /process raiser raises\(\): exit 1 Invalid: bad row 7/);
+    assert.match(r.stdout, /process exiter exits\(\): exit 3/);
+    assert.match(r.stdout, /process sleeper sleeps\(\): exit -9 SIGKILL/);
+    const raised = ofType(r.events, 'process.exited').find(
+      (e) => e.name === 'raiser' && e.error !== undefined,
+    );
+    const error = raised?.error as { name: string; props: Record<string, unknown> } | undefined;
+    assert.equal(error?.name, 'Invalid');
+    assert.equal(error?.props.row, 7);
+    assert.match(r.stdout, /apply raised MaybeEncodingError/);
+    // The worker ran the task without error, but Python could not send its result: failed.
+    assert.equal(ofType(r.events, 'task.succeeded').length, 0);
+    const failed = ofType(r.events, 'task.failed');
+    assert.equal(failed.length, 1);
+    assert.equal((failed[0]!.error as { name: string }).name, 'MaybeEncodingError');
+  });
+
+  it('a pool that can deliver no more results is explained, and stopping the hung program leaves nothing', async () => {
+    const cli = spawn(process.execPath, [cliMain, 'run', fixture('unpicklable_error.py')], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    cli.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    cli.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const closed = new Promise<number | null>((done) => cli.on('close', (code) => done(code)));
+    // It hangs, as Python does: wait for the explanation, then stop it as a user would.
+    const until = Date.now() + 30_000;
+    while (!/result handler thread died/.test(stderr) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
+    cli.kill('SIGTERM');
+    const status = await closed;
+    assert.equal(status, 143, stderr);
+    assert.match(stdout, /first: 1/);
+    assert.match(stdout, /killed by SIGTERM/);
+    assert.match(
+      stderr,
+      /poolscope: pool \d+:1's result handler thread died \(TypeError: QuotaError\.__init__\(\) missing 1 required positional argument: 'user'\)/,
+    );
+    assert.match(stderr, /give them all to super\(\)\.__init__/);
+    const left = await eventually(() => processesRunning('unpicklable_error.py'), 5000);
+    assert.deepEqual(left, [], `processes left: ${left.join(', ')}`);
+  });
+
+  it('bad input: a missing interpreter, a syntax error, no sink', () => {
+    const missing = run(fixture('kinds.py'), [], { POOLSCOPE_PYTHON: '/nonexistent/python3' });
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /the python3 executable \/nonexistent\/python3 does not exist/);
+    const syntax = run(fixture('syntax_error.py'));
+    assert.equal(syntax.status, 1);
+    assert.match(syntax.stderr, /SyntaxError/);
+    assert.match(syntax.stderr, /syntax_error\.py", line 3/);
+    assert.doesNotMatch(syntax.stderr, /runpy|poolscope_tap/);
+    // Without a sink the tap installs nothing: the program runs on Python's own classes.
+    const plain = spawnSync(
+      'python3',
+      [
+        '-c',
+        'import poolscope_tap, multiprocessing.pool as p; print(poolscope_tap.install(), p.Pool.apply_async.__module__)',
+      ],
+      {
+        encoding: 'utf8',
+        env: {
+          ...process.env,
+          PYTHONPATH: join(root, 'python'),
+          POOLSCOPE_TRACE: '',
+          POOLSCOPE_RUN: '',
+        },
+      },
+    );
+    assert.equal(plain.stdout.trim(), 'False multiprocessing.pool');
+  });
+});
