@@ -429,12 +429,16 @@ def _install():
                 _emit.emit("worker.started", fields)
 
     def _join_exited_workers(pool):
+        # The workers Python reaps are the ones it removes: a worker that becomes reapable a
+        # moment after a check of our own would be missed by one.
+        before = list(pool)
+        cleaned = orig_join_exited(pool)
         state = _by_workers.get(id(pool))
         if state is not None:
-            for w in list(pool):
-                if w.exitcode is not None:
+            for w in before:
+                if not any(w is kept for kept in pool):
                     state.report_exit(w)
-        return orig_join_exited(pool)
+        return cleaned
 
     def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):  # noqa: B006
         state = _state(self, create=False)
