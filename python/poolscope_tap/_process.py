@@ -76,13 +76,19 @@ class _Watcher:
                     self.done(p)
 
     def done(self, p):
-        """Reports `p`'s exit, once."""
+        """Reports `p`'s exit, once, whichever thread gets there first (the program's join(),
+        or this watcher, which may be stopped at any point when the interpreter exits)."""
+        try:
+            code, sig = _status(p)
+        except Exception:  # noqa: BLE001 - a closed Process object: its status is gone
+            code, sig = None, None
         with self.lock:
             keys = [k for k, q in self.procs.items() if q is p]
             if not keys:
                 return
             del self.procs[keys[0]]
-        _report(p)
+            _emit.emit("process.exited", {"name": p.name, "exitCode": code, "signal": sig})
+        _emit.flush()
 
 
 def _open(fd):
@@ -121,12 +127,6 @@ def _signal_name(number):
         return signal.Signals(number).name
     except ValueError:
         return "signal %d" % number
-
-
-def _report(p):
-    code, sig = _status(p)
-    _emit.emit("process.exited", {"name": p.name, "exitCode": code, "signal": sig})
-    _emit.flush()
 
 
 _watcher = None

@@ -337,6 +337,62 @@ try {
     .catch(async () => {
       await page.keyboard.press('Shift+F5');
     });
+
+  // An unmodified Python multiprocessing program, run the same way: its pool, a worker's
+  // exception with its attributes, in the Runs view.
+  await palette('>Poolscope: Clear Finished Runs');
+  await page.waitForTimeout(300);
+  await page.keyboard.press('Enter');
+  const quickPy = await palette('examples/python/pool_errors.py');
+  await quickPy.fill('examples/python/pool_errors.py');
+  await page
+    .locator('.quick-input-list .monaco-list-row', { hasText: 'pool_errors.py' })
+    .first()
+    .waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.tab', { hasText: 'pool_errors.py' }).first().waitFor({ timeout: 15_000 });
+  await palette('>Poolscope: Run Current File');
+  await page
+    .locator('.quick-input-list .monaco-list-row', { hasText: 'Poolscope: Run Current File' })
+    .first()
+    .waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+  log('ran examples/python/pool_errors.py');
+  for (const title of ['Errors', 'Shared Memory', 'Processes']) {
+    const header = page.locator('.pane-header', { hasText: title }).first();
+    if ((await header.getAttribute('aria-expanded')) === 'true') await header.click();
+  }
+  const runsHeader = page.locator('.pane-header', { hasText: 'Runs' }).first();
+  if ((await runsHeader.getAttribute('aria-expanded')) === 'false') await runsHeader.click();
+  const pyRun = runsPane.locator('.monaco-list-row', { hasText: /pool_errors\.py #\d+/ }).first();
+  await pyRun.waitFor({ timeout: 30_000 });
+  await runsPane
+    .locator('.monaco-list-row', { hasText: /pool_errors\.py #\d+.*exit 0/ })
+    .first()
+    .waitFor({ timeout: 60_000 });
+  const pyPool = runsPane.locator('.monaco-list-row', { hasText: /process × 2/ }).first();
+  await pyPool.waitFor({ timeout: 15_000 });
+  const pyPoolText = (await pyPool.innerText()).replace(/\s+/g, ' ');
+  check(/26 passed · 4 failed/.test(pyPoolText), `the Python pool's row: "${pyPoolText}"`);
+  const pyWorkers = runsPane.locator('.monaco-list-row', { hasText: /worker \d+/ });
+  for (let i = 0; i < (await pyWorkers.count()); i++) {
+    const row = pyWorkers.nth(i);
+    if ((await row.getAttribute('aria-expanded')) === 'false') await row.click();
+  }
+  const pyTask = runsPane.locator('.monaco-list-row', { hasText: 'QuotaError' }).first();
+  await pyTask.waitFor({ timeout: 15_000 });
+  await pyTask.click();
+  const pyTaskText = (await pyTask.innerText()).replace(/\s+/g, ' ');
+  check(
+    /failed · .*QuotaError: quota exceeded for task \d+/.test(pyTaskText),
+    `the Python task's row shows the worker's exception: "${pyTaskText}"`,
+  );
+  await runsPane
+    .locator('.monaco-list-row', { hasText: 'user' })
+    .first()
+    .waitFor({ timeout: 15_000 });
+  check(true, "the Python task expands to the exception's attributes (user)");
+  await page.screenshot({ path: join(ARTIFACTS, 'ui-8-python-run.png') });
   writeFileSync(join(ARTIFACTS, 'ui-console.log'), consoleLines.join('\n'));
 } catch (err) {
   failed = true;

@@ -94,6 +94,43 @@ suite('Poolscope in VS Code', () => {
     assert.deepEqual(api.trees.runs.getChildren(), [], 'an empty Runs tree shows the welcome view');
   });
 
+  test('an unmodified Python multiprocessing program: its pool, errors whole, a Process, a Value', async () => {
+    const session = await runToEnd(example('python/pool_errors.py'));
+    assert.equal(session.exit?.code, 0);
+    const runs = api.trees.runs;
+    const all = rows(runs);
+    const [run] = runs.getChildren();
+    assert.ok(run);
+    assert.match(label(runs, run), /^pool_errors\.py #\d+$/);
+    assert.match(description(runs, run), /^exit 0 · 4 failed/);
+    const [pool] = runs.getChildren(run);
+    assert.ok(pool, all.join('\n'));
+    assert.match(description(runs, pool), /^process × 2 · .*26 passed · 4 failed/, all.join('\n'));
+    // The worker's exception, with the attributes it was raised with and its frame.
+    const failed = find(runs, (r) => r.startsWith('#') && r.includes('QuotaError'));
+    assert.ok(failed, all.join('\n'));
+    assert.match(
+      description(runs, failed),
+      /^failed · .* · QuotaError: quota exceeded for task \d+$/,
+    );
+    const details = rows(runs, runs.getChildren(failed));
+    assert.ok(details.includes('  user — "ana"'), details.join('\n'));
+    assert.ok(
+      details.some((d) => /^work — .*pool_errors\.py:\d+:\d+$/.test(d)),
+      details.join('\n'),
+    );
+    const processes = rows(api.trees.processes);
+    assert.ok(
+      processes.some((p) => /helper/.test(p) && /exit code 0/.test(p)),
+      processes.join('\n'),
+    );
+    const shared = rows(api.trees.shared);
+    assert.ok(
+      shared.some((v) => /^Value\('i'\) pool_errors\.py:\d+ — 16\b/.test(v)),
+      shared.join('\n'),
+    );
+  });
+
   test('a run of the failing-tasks example fills every tree, the Problems view and the status bar', async () => {
     const session = await runToEnd(example('failing-tasks.mjs'));
     const runs = api.trees.runs;
