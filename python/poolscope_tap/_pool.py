@@ -24,13 +24,16 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import multiprocessing.pool as mpp
 
 from . import _emit
-from ._values import error_info, name_of, preview
+from ._values import clip, error_info, name_of, preview
 
 _local = threading.local()
+# The longest a busy worker process holds its events (what a kill can lose of its trace).
+FLUSH_GAP_S = 0.002
 _pool_numbers = itertools.count(1)
 # The pool's worker list (what the static helpers are given) -> the pool's state.
 _by_workers = {}
@@ -209,6 +212,17 @@ def _creator_file():
 def worker_entry(pool_key, number, slot, target, args):
     """A pool worker's target: its identity for `_Call`, then Python's own worker loop."""
     _local.worker = (pool_key, number, slot)
+    # A worker process writes its events at the end of a task when nothing else is queued for
+    # it (it may then be ended by a signal: terminate() sends SIGTERM once the results are in),
+    # and at least every FLUSH_GAP_S while it is busy (a task may kill it): at most that much of
+    # its trace is lost to a kill, and a burst of small tasks is not a write each (every write
+    # wakes the reader, on the same cores). It leaves through os._exit, so nothing is left for
+    # later. A thread's events are written by its process's flusher thread: a write releases the
+    # GIL, and a write a task made the pool's threads queue behind each other.
+    in_process = threading.current_thread() is threading.main_thread()
+    inbox = args[0] if args else None
+    _local.idle = getattr(inbox, "empty", None) if in_process else None
+    _local.flushed = 0.0
     args = list(args)
     if len(args) >= 2:
         args[1] = _Outbox(args[1])
@@ -252,11 +266,32 @@ def _finish(obj, send_error):
             "fn": fields["fn"],
             "worker": fields["worker"],
             "error": error_info(wrapped),
-            "durationMs": fields["durationMs"],
+            "durationMs": round(fields["durationMs"], 3),
         }
-    _emit.emit(type_, fields)
+    if type_ == "task.succeeded":
+        _emit.task_succeeded(
+            fields["pool"],
+            _emit.now(),
+            fields["task"],
+            fields["fn"],
+            fields["worker"],
+            fields["result"],
+            fields["durationMs"],
+            fields["queuedMs"],
+        )
+    else:
+        _emit.emit(type_, fields)
     slot.value = 0
-    _emit.flush()
+    idle = getattr(_local, "idle", None)
+    if idle is not None:
+        at = time.monotonic()
+        try:
+            due = at - _local.flushed >= FLUSH_GAP_S or idle()
+        except Exception:  # noqa: BLE001 - a closed queue: the pool is ending
+            due = True
+        if due:
+            _local.flushed = at
+            _emit.flush()
 
 
 class _Call:
@@ -285,11 +320,8 @@ class _Call:
         # A task whose result was never sent (a BaseException ended the last one): end it now.
         _local.pending = None
         started = _emit.now()
-        _emit.emit(
-            "task.started", {"pool": self.pool, "task": self.task, "worker": number}, started
-        )
+        _emit.task_started(self.pool, started, self.task, number)
         slot.value = self.task
-        _emit.flush()
         try:
             result = self.fn(*args, **kwds)
         except BaseException as err:
@@ -313,9 +345,10 @@ class _Call:
                 "task": self.task,
                 "fn": self.name,
                 "worker": number,
-                "result": preview(result),
-                "durationMs": round(_emit.now() - started, 3),
-                "queuedMs": round(max(0.0, started - self.submitted), 3),
+                # An int is written as itself (the consumer writes its preview).
+                "result": result if type(result) is int else preview(result),
+                "durationMs": _emit.now() - started,
+                "queuedMs": max(0.0, started - self.submitted),
             },
             slot,
         )
@@ -329,18 +362,7 @@ def _submitted(state, fn_name, kind, args_preview, items):
     task = next(state.tasks)
     ts = _emit.now()
     _names[(state.key, task)] = fn_name
-    _emit.emit(
-        "task.submitted",
-        {
-            "pool": state.key,
-            "task": task,
-            "fn": fn_name,
-            "kind": kind,
-            "args": args_preview,
-            "items": items,
-        },
-        ts,
-    )
+    _emit.task_submitted(state.key, ts, task, fn_name, kind, items, args_preview)
     return task, ts
 
 
@@ -374,11 +396,33 @@ def _remember(result, i, task, name, state):
     book[1][i] = (task, name)
 
 
+_PLAIN = (int, float, bool, type(None))
+
+
 def _args_preview(args, kwds):
-    text = preview(tuple(args))
-    if kwds:
-        text = "%s, %s" % (text, preview(dict(kwds)))
-    return text
+    """The arguments as the call writes them: `10`, `1, 2`, `1, key='x'`."""
+    if not kwds and len(args) <= 8:
+        # The common case, without reprlib: numbers, and short strings.
+        for a in args:
+            t = type(a)
+            if t not in _PLAIN and not (t is str and len(a) <= 60):
+                break
+        else:
+            return ", ".join([repr(a) for a in args])
+    parts = [preview(a, 80) for a in tuple(args)[:8]]
+    if len(args) > 8:
+        parts.append("…")
+    parts += ["%s=%s" % (k, preview(v, 80)) for k, v in list(dict(kwds).items())[:8]]
+    return clip(", ".join(parts), 200)
+
+
+def _items_preview(items):
+    """A chunk's first items: `0, 1, 2, …`."""
+    items = tuple(items)
+    parts = [preview(x, 40) for x in items[:8]]
+    if len(items) > 8:
+        parts.append("…")
+    return clip(", ".join(parts), 200)
 
 
 def _install():
@@ -394,6 +438,8 @@ def _install():
     orig_close = Pool.close
     orig_terminate = Pool.terminate
     orig_join = Pool.join
+    # Python's apply_async is rewritten below only where it is what the tap knows.
+    own_apply = hasattr(Pool, "_check_running") and hasattr(mpp, "ApplyResult")
 
     def _repopulate_pool(self):
         state = _state(self)
@@ -444,7 +490,7 @@ def _install():
         state = _state(self, create=False)
         if state is None or getattr(self, "_state", None) != mpp.RUN:
             return orig_apply_async(self, func, args, kwds, callback, error_callback)
-        if not hasattr(self, "_taskqueue") or not hasattr(self, "_check_running"):
+        if not own_apply:
             return orig_apply_async(self, func, args, kwds, callback, error_callback)
         # Python's own apply_async, with the task known to the result before any worker can
         # settle it.
@@ -553,7 +599,7 @@ def _traced_tasks(pool, state, kind, func, tasks, holder):
             user_fn, chunk = args[0]
             name = name_of(user_fn)
             items = len(chunk)
-            shown = preview(chunk)
+            shown = _items_preview(chunk)
         elif fn is mpp._helper_reraises_exception:
             name = name_of(func)
             items = 0

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Ajv from 'ajv';
-import { protocolJsonSchema } from 'poolscope/internal/trace/protocol';
+import { protocolJsonSchema, type TraceEvent } from 'poolscope/internal/trace/protocol';
+import { expandEvent } from 'poolscope/internal/trace/task-batch';
 
 const root = join(__dirname, '..', '..', '..');
 const cliMain = join(root, 'dist', 'cli', 'main.js');
@@ -28,6 +29,8 @@ interface Ran {
   stdout: string;
   stderr: string;
   events: Event[];
+  /** `tasks` lines in the trace. */
+  batches: number;
 }
 
 /** `poolscope run --trace … <script> [args]`: its output and its trace, every event valid. */
@@ -41,18 +44,23 @@ function run(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): 
       timeout: 60_000,
       env: { ...process.env, ...env },
     });
-    let events: Event[] = [];
+    let lines: Event[] = [];
     try {
-      events = readFileSync(trace, 'utf8')
+      lines = readFileSync(trace, 'utf8')
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l) as Event);
     } catch {
       // no trace: the run never started
     }
-    for (const e of events)
+    for (const e of lines)
       assert.ok(validate(e), `${JSON.stringify(e)}: ${JSON.stringify(validate.errors)}`);
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr, events };
+    // Task events travel in `tasks` batches: each as the event it stands for.
+    const events = lines.flatMap(
+      (e) => expandEvent(e as unknown as TraceEvent) as unknown as Event[],
+    );
+    const batches = lines.filter((e) => e.type === 'tasks').length;
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr, events, batches };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -97,6 +105,7 @@ describe('the Python tap', () => {
     assert.match(r.stdout, /4× QuotaError: quota exceeded for task 5/);
     assert.match(r.stdout, /at work \(.*examples\/python\/pool_errors\.py:\d+:\d+\)/);
     assert.equal(r.events[0]!.type, 'run.start');
+    assert.ok(r.batches > 0, 'task events travel in tasks batches');
     assert.match(String(r.events[0]!.runtime), /python3/);
     // The error as the worker raised it: class, message, own attributes, traceback frames.
     const failed = ofType(r.events, 'task.failed');
@@ -131,7 +140,8 @@ describe('the Python tap', () => {
       const r = run(fixture('killed_worker.py'), [method]);
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /task 3 never settled/);
-      assert.match(r.stdout, /tasks 5: 4 passed, 0 failed, 1 errored/);
+      // Every task the workers finished is in, the one before the kill too (nothing unfinished).
+      assert.match(r.stdout, /tasks 5: 4 passed, 0 failed, 1 errored;/);
       assert.match(r.stdout, /#\d pid \d+ exited -9 SIGKILL \(killed\)/);
       const killed = ofType(r.events, 'worker.exited').find((e) => e.signal === 'SIGKILL');
       assert.ok(killed, 'a worker.exited event for the killed worker');
