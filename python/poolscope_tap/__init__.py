@@ -19,9 +19,9 @@ def install():
         return False
     import sys
 
-    from . import _pool, _process, _shared
+    from . import _manager, _pool, _process, _shared
 
-    for part in (_pool, _process, _shared):
+    for part in (_pool, _process, _shared, _manager):
         try:
             part.install()
         except Exception as err:  # noqa: BLE001 - a Python whose internals differ: say so, run on

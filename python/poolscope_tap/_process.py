@@ -47,13 +47,17 @@ class _Watcher:
         self.pid = os.getpid()
         self.lock = threading.Lock()
         self.procs = {}
+        # id(process) -> what reports its exit instead of process.exited (a manager's server).
+        self.callbacks = {}
         self.wake_r, self.wake_w = os.pipe()
         self.thread = threading.Thread(target=self._run, name="poolscope-tap-exits", daemon=True)
         self.thread.start()
 
-    def add(self, p):
+    def add(self, p, on_exit=None):
         with self.lock:
             self.procs[p.sentinel] = p
+            if on_exit is not None:
+                self.callbacks[id(p)] = on_exit
         os.write(self.wake_w, b"x")
 
     def _run(self):
@@ -87,7 +91,14 @@ class _Watcher:
             if not keys:
                 return
             del self.procs[keys[0]]
-            _emit.emit("process.exited", {"name": p.name, "exitCode": code, "signal": sig})
+            on_exit = self.callbacks.pop(id(p), None)
+            if on_exit is None:
+                _emit.emit("process.exited", {"name": p.name, "exitCode": code, "signal": sig})
+        if on_exit is not None:
+            try:
+                on_exit(code, sig)
+            except Exception:  # noqa: BLE001
+                pass
         _emit.flush()
 
 
@@ -133,12 +144,13 @@ _watcher = None
 _watcher_lock = threading.Lock()
 
 
-def _watch(p):
+def watch(p, on_exit=None):
+    """Reports `p`'s exit: process.exited, or `on_exit(code, signal)` instead."""
     global _watcher
     with _watcher_lock:
         if _watcher is None or _watcher.pid != os.getpid():
             _watcher = _Watcher()
-        _watcher.add(p)
+        _watcher.add(p, on_exit)
 
 
 def _install():
@@ -150,6 +162,12 @@ def _install():
     def start(self):
         if _is_pool_worker(self):
             return orig_start(self)
+        from . import _manager
+
+        if _manager.is_server_target(self):
+            # A manager's server: in the trace as the manager (_manager.py), not a Process.
+            self.__dict__["_poolscope"] = _manager.ManagerHook(_manager.serving())
+            return orig_start(self)
         self.__dict__["_poolscope"] = ChildHook()
         target = _target_name(self)  # start() lets go of the target
         orig_start(self)
@@ -158,12 +176,14 @@ def _install():
             {"name": self.name, "target": target, "backend": "process", "processPid": self.pid},
         )
         try:
-            _watch(self)
+            watch(self)
         except Exception:  # noqa: BLE001 - no exit event, the program is unaffected
             pass
 
     def _bootstrap(self, *args, **kwds):
-        if not _is_pool_worker(self):
+        from . import _manager
+
+        if not _is_pool_worker(self) and not _manager.is_server_target(self):
             run = self.run
 
             def traced_run():

@@ -204,6 +204,23 @@ describe('the Python tap', () => {
     assert.equal((failed[0]!.error as { name: string }).name, 'MaybeEncodingError');
   });
 
+  it('a Manager: its server, the calls it served by object type, how it ended (stopped, killed)', () => {
+    const r = run(fixture('manager.py'));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /total 55/);
+    assert.match(
+      r.stdout,
+      /manager \d+:1 unix:\S+ \(pid \d+\) stopped\n\s+calls 41: dict 21 · lock 20/,
+    );
+    assert.match(r.stdout, /manager \d+:2 unix:\S+ \(pid \d+\) killed by SIGKILL/);
+    const started = ofType(r.events, 'manager.started');
+    assert.equal(started.length, 2);
+    // Its server is the manager, not a Process of the program.
+    assert.equal(ofType(r.events, 'process.started').length, 0);
+    const ops = ofType(r.events, 'manager.ops').at(-1);
+    assert.equal(ops?.pid, started[0]!.serverPid, 'the counts come from the server process');
+  });
+
   it('a pool that can deliver no more results is explained, and stopping the hung program leaves nothing', async () => {
     const cli = spawn(process.execPath, [cliMain, 'run', fixture('unpicklable_error.py')], {
       cwd: root,
