@@ -1,7 +1,7 @@
 /** Shared by the core tests: fixture paths, the backends to run every case on, pool cleanup. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool, type Backend, type PoolOptions } from 'poolscope';
@@ -56,4 +56,31 @@ export function traceOf(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Processes (other than this one) whose command line and environment satisfy `predicate`. */
+export function processesWith(predicate: (cmdline: string, environ: string) => boolean): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      const environ = readFileSync(`/proc/${name}/environ`, 'utf8');
+      if (predicate(cmdline, environ)) found.push(Number(name));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
+/** `check()` until it finds nothing or `ms` have passed: what it still finds. */
+export async function eventually(check: () => number[], ms: number): Promise<number[]> {
+  const until = Date.now() + ms;
+  let left = check();
+  while (left.length > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = check();
+  }
+  return left;
 }

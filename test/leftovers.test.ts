@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { fixture } from './helpers';
+import { eventually, fixture, processesWith } from './helpers';
 
 /** Any worker or manager server of this checkout, however its path was spelled. */
 const DIST = resolve(__dirname, '..', '..', 'dist');
@@ -19,31 +19,6 @@ const isWorker = (cmdline: string): boolean =>
 const TAP = resolve(__dirname, '..', '..', 'python');
 const isPythonTapped = (cmdline: string, environ: string): boolean =>
   cmdline.includes('poolscope_tap') || environ.includes(TAP);
-
-function processesWith(predicate: (cmdline: string, environ: string) => boolean): number[] {
-  const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-      const environ = readFileSync(`/proc/${name}/environ`, 'utf8');
-      if (predicate(cmdline, environ)) found.push(Number(name));
-    } catch {
-      // gone meanwhile, or not ours to read
-    }
-  }
-  return found;
-}
-
-async function eventually(check: () => number[], ms: number): Promise<number[]> {
-  const until = Date.now() + ms;
-  let left = check();
-  while (left.length > 0 && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 100));
-    left = check();
-  }
-  return left;
-}
 
 async function runScenario(mode: 'exit' | 'stuck'): Promise<void> {
   const mark = `POOLSCOPE_LEFTOVER_MARK=${randomUUID()}`;

@@ -13,10 +13,17 @@ from . import _emit
 __version__ = "0.1.0"
 
 
+_installed = False
+
+
 def install():
-    """Installs the hooks (idempotent). Does nothing without a trace sink."""
+    """Installs the hooks (once). Does nothing without a trace sink."""
+    global _installed
     if not _emit.enabled():
         return False
+    if _installed:
+        return True
+    _installed = True
     import sys
 
     from . import _manager, _pool, _process, _shared

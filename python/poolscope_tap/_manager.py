@@ -97,7 +97,8 @@ class _Sampler:
             _emit.flush()
 
 
-def _install():
+def install():
+    """Installs the hooks (once: see poolscope_tap.install)."""
     Base = managers.BaseManager
     Server = managers.Server
     orig_start = Base.start
@@ -171,13 +172,3 @@ def _install():
     Server.__init__ = server_init
     Server.serve_client = serve_client
     Server.shutdown = shutdown
-
-
-_installed = False
-
-
-def install():
-    global _installed
-    if not _installed:
-        _installed = True
-        _install()

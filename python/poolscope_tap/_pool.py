@@ -29,7 +29,7 @@ import time
 import multiprocessing.pool as mpp
 
 from . import _emit
-from ._values import clip, error_info, name_of, preview
+from ._values import clip, error_info, name_of, preview, program_frame
 
 _local = threading.local()
 # The longest a busy worker process holds its events (what a kill can lose of its trace).
@@ -163,6 +163,14 @@ def _signal_name(number):
         return "signal %d" % number
 
 
+def _creator_file():
+    """The file where the pool was made (the script's, when it cannot be told)."""
+    where = program_frame()
+    if where is not None:
+        return where[0]
+    return os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "?"
+
+
 def _state(pool, create=True):
     state = pool.__dict__.get("_poolscope")
     if state is None and create:
@@ -191,19 +199,6 @@ def _state(pool, create=True):
             },
         )
     return state
-
-
-def _creator_file():
-    """The file of the first frame outside multiprocessing and the tap: where the pool was made."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    skip = (here, os.path.dirname(os.path.abspath(mpp.__file__)))
-    frame = sys._getframe(1)
-    while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if not path.startswith(skip) and not frame.f_code.co_filename.startswith("<"):
-            return path
-        frame = frame.f_back
-    return os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "?"
 
 
 # -- the worker's side ------------------------------------------------------------------------
@@ -692,15 +687,10 @@ def _sweep():
     _emit.flush_at_exit()
 
 
-_installed = False
-
-
 def install():
-    global _installed
-    if not _installed:
-        _installed = True
-        _install()
-        import atexit
+    """Installs the pool hooks (once: see poolscope_tap.install)."""
+    _install()
+    import atexit
 
-        atexit.register(_sweep)
-        threading.excepthook = _broken_pool_hook(threading.excepthook)
+    atexit.register(_sweep)
+    threading.excepthook = _broken_pool_hook(threading.excepthook)

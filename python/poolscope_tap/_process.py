@@ -153,7 +153,8 @@ def watch(p, on_exit=None):
         _watcher.add(p, on_exit)
 
 
-def _install():
+def install():
+    """Installs the hooks (once: see poolscope_tap.install)."""
     BaseProcess = mproc.BaseProcess
     orig_start = BaseProcess.start
     orig_bootstrap = BaseProcess._bootstrap
@@ -243,12 +244,3 @@ def _after_fork():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
-
-_installed = False
-
-
-def install():
-    global _installed
-    if not _installed:
-        _installed = True
-        _install()

@@ -6,14 +6,13 @@ tap never waits on the program's locks nor adds to their contention), and once m
 
 import itertools
 import os
-import sys
 import threading
 import weakref
 
 from multiprocessing import sharedctypes
 
 from . import _emit
-from ._values import json_value
+from ._values import json_value, program_frame
 
 SAMPLE_S = 0.1
 WINDOW = 16
@@ -30,18 +29,6 @@ def _ctype_name(typecode_or_type):
     if isinstance(typecode_or_type, str):
         return typecode_or_type
     return getattr(typecode_or_type, "__name__", str(typecode_or_type))
-
-
-def _creator():
-    here = os.path.dirname(os.path.abspath(__file__))
-    skip = (here, os.path.dirname(os.path.abspath(sharedctypes.__file__)))
-    frame = sys._getframe(1)
-    while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if not path.startswith(skip) and not frame.f_code.co_filename.startswith("<"):
-            return "%s:%d" % (path, frame.f_lineno)
-        frame = frame.f_back
-    return None
 
 
 def _raw(obj):
@@ -73,9 +60,9 @@ def _register(obj, kind, typecode_or_type, length, locked):
         "length": length,
         "lock": locked,
     }
-    creator = _creator()
-    if creator:
-        fields["creator"] = creator
+    where = program_frame()
+    if where is not None:
+        fields["creator"] = "%s:%d" % where
     _emit.emit("shared.created", fields)
     try:
         ref = weakref.ref(obj)
@@ -144,7 +131,8 @@ def _after_fork():
     _thread_pid = None
 
 
-def _install():
+def install():
+    """Installs the hooks (once: see poolscope_tap.install)."""
     import atexit
 
     orig_value = sharedctypes.Value
@@ -171,13 +159,3 @@ def _install():
     atexit.register(_at_exit)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork)
-
-
-_installed = False
-
-
-def install():
-    global _installed
-    if not _installed:
-        _installed = True
-        _install()

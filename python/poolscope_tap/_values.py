@@ -1,8 +1,10 @@
 """Python values in the protocol's words: bounded previews, JSON-safe property values, and
 exceptions as `ErrorInfo` records (docs/protocol.md, "Errors" and "Values")."""
 
+import multiprocessing
 import os
 import reprlib
+import sys
 import traceback
 
 MAX_DEPTH = 8
@@ -17,6 +19,22 @@ _repr.maxstring = 120
 _repr.maxother = 120
 _repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 8
 _repr.maxlevel = 3
+
+
+_SKIPPED_DIRS = (_TAP_DIR, os.path.dirname(os.path.abspath(multiprocessing.__file__)))
+
+
+def program_frame():
+    """(file, line) of the innermost frame outside multiprocessing and the tap: where the
+    program made a pool or a shared object. None when there is none."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        path = os.path.abspath(name)
+        if not path.startswith(_SKIPPED_DIRS) and not name.startswith("<"):
+            return path, frame.f_lineno
+        frame = frame.f_back
+    return None
 
 
 def clip(text, limit=MAX_STRING):

@@ -60,16 +60,51 @@ try {
     await page.waitForTimeout(300);
     return input;
   };
+  /** Runs a command from the palette, by its title. */
+  const runCommand = async (title) => {
+    await palette(`>${title}`);
+    await page
+      .locator('.quick-input-list .monaco-list-row', { hasText: title })
+      .first()
+      .waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+  };
+  /** Opens a file by its path, as a person would: Quick Open, the path, Enter. */
+  const openFile = async (path) => {
+    const name = path.split('/').pop();
+    const input = await palette(path);
+    await input.fill(path);
+    await page
+      .locator('.quick-input-list .monaco-list-row', { hasText: name })
+      .first()
+      .waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.tab', { hasText: name }).first().waitFor({ timeout: 15_000 });
+  };
+  /** Folds (false) or unfolds (true) the side bar's views of these titles. */
+  const setViews = async (titles, expanded) => {
+    for (const title of titles) {
+      const header = page.locator('.pane-header', { hasText: title }).first();
+      if ((await header.getAttribute('aria-expanded')) !== String(expanded)) await header.click();
+    }
+  };
+  /** The panel's webview frame, once its page has loaded. */
+  const panelFrame = async () => {
+    for (let i = 0; i < 150; i++) {
+      for (const f of page.frames()) {
+        try {
+          if (await f.evaluate(() => Boolean(window.__poolscopePanel))) return f;
+        } catch {
+          // not ready or cross-origin
+        }
+      }
+      await page.waitForTimeout(200);
+    }
+    throw new Error('the panel webview did not load');
+  };
   // Open the example as a person would: Quick Open, type the path, Enter.
   await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } });
-  const quick = await palette('examples/failing-tasks.mjs');
-  await quick.fill('examples/failing-tasks.mjs');
-  await page
-    .locator('.quick-input-list .monaco-list-row', { hasText: 'failing-tasks.mjs' })
-    .first()
-    .waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
-  await page.locator('.tab', { hasText: 'failing-tasks.mjs' }).first().waitFor({ timeout: 15_000 });
+  await openFile('examples/failing-tasks.mjs');
   log('example open in the editor');
   // Nothing has run yet: the Runs view welcomes with a Run Current File button.
   await container.click();
@@ -83,12 +118,7 @@ try {
   );
   await page.screenshot({ path: join(ARTIFACTS, 'ui-0-welcome.png') });
 
-  await palette('>Poolscope: Run Current File');
-  await page
-    .locator('.quick-input-list .monaco-list-row', { hasText: 'Poolscope: Run Current File' })
-    .first()
-    .waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
+  await runCommand('Poolscope: Run Current File');
   log('ran Poolscope: Run Current File');
 
   // Show the Poolscope container unless it is showing (a click on its icon would hide it).
@@ -118,10 +148,7 @@ try {
     await page.mouse.up();
     break;
   }
-  for (const title of ['Errors', 'Shared Memory', 'Processes']) {
-    const header = page.locator('.pane-header', { hasText: title }).first();
-    if ((await header.getAttribute('aria-expanded')) === 'true') await header.click();
-  }
+  await setViews(['Errors', 'Shared Memory', 'Processes'], false);
   // The run and pool rows start expanded; the worker that died is a row with its exit code.
   const workerRow = page
     .locator('.pane-body .monaco-list-row', { hasText: /exited, code 3/ })
@@ -171,14 +198,8 @@ try {
   await page.screenshot({ path: join(ARTIFACTS, 'ui-3-errors-view.png') });
 
   // Shared Memory and Processes, with Runs and Errors folded.
-  for (const title of ['Runs', 'Errors']) {
-    const header = page.locator('.pane-header', { hasText: title }).first();
-    if ((await header.getAttribute('aria-expanded')) === 'true') await header.click();
-  }
-  for (const title of ['Shared Memory', 'Processes']) {
-    const header = page.locator('.pane-header', { hasText: title }).first();
-    if ((await header.getAttribute('aria-expanded')) === 'false') await header.click();
-  }
+  await setViews(['Runs', 'Errors'], false);
+  await setViews(['Shared Memory', 'Processes'], true);
   const value = page.locator('.pane-body .monaco-list-row', { hasText: "Value('i')" }).first();
   await value.waitFor({ timeout: 15_000 });
   const valueText = await value.locator('.label-description').first().innerText();
@@ -194,24 +215,8 @@ try {
 
   // The concurrency panel: palette → Open Panel; the timeline fills in; click the failed task's
   // bar; the error inspector shows its error.
-  await palette('>Poolscope: Open Panel');
-  await page
-    .locator('.quick-input-list .monaco-list-row', { hasText: 'Poolscope: Open Panel' })
-    .first()
-    .waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
-  let frame;
-  for (let i = 0; i < 150 && !frame; i++) {
-    for (const f of page.frames()) {
-      try {
-        if (await f.evaluate(() => Boolean(window.__poolscopePanel))) frame = f;
-      } catch {
-        // not ready or cross-origin
-      }
-    }
-    if (!frame) await page.waitForTimeout(200);
-  }
-  if (!frame) throw new Error('the panel webview did not load');
+  await runCommand('Poolscope: Open Panel');
+  const frame = await panelFrame();
   const stats = await frame.evaluate(async () => {
     for (let i = 0; i < 100; i++) {
       const s = window.__poolscopePanel.stats();
@@ -273,13 +278,7 @@ try {
 
   // Debugging: a breakpoint in the worker's checkedSqrt (F9), F5 on the example, choose the
   // Poolscope debugger; the worker stops there while the Runs view shows the run going.
-  await palette('examples/workers/tasks.mjs');
-  await page
-    .locator('.quick-input-list .monaco-list-row', { hasText: 'tasks.mjs' })
-    .first()
-    .waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
-  await page.locator('.tab', { hasText: 'tasks.mjs' }).first().waitFor({ timeout: 15_000 });
+  await openFile('examples/workers/tasks.mjs');
   await page.waitForTimeout(500);
   await page.keyboard.press('Control+G');
   await page.waitForTimeout(300);
@@ -340,30 +339,12 @@ try {
 
   // An unmodified Python multiprocessing program, run the same way: its pool, a worker's
   // exception with its attributes, in the Runs view.
-  await palette('>Poolscope: Clear Finished Runs');
-  await page.waitForTimeout(300);
-  await page.keyboard.press('Enter');
-  const quickPy = await palette('examples/python/pool_errors.py');
-  await quickPy.fill('examples/python/pool_errors.py');
-  await page
-    .locator('.quick-input-list .monaco-list-row', { hasText: 'pool_errors.py' })
-    .first()
-    .waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
-  await page.locator('.tab', { hasText: 'pool_errors.py' }).first().waitFor({ timeout: 15_000 });
-  await palette('>Poolscope: Run Current File');
-  await page
-    .locator('.quick-input-list .monaco-list-row', { hasText: 'Poolscope: Run Current File' })
-    .first()
-    .waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
+  await runCommand('Poolscope: Clear Finished Runs');
+  await openFile('examples/python/pool_errors.py');
+  await runCommand('Poolscope: Run Current File');
   log('ran examples/python/pool_errors.py');
-  for (const title of ['Errors', 'Shared Memory', 'Processes']) {
-    const header = page.locator('.pane-header', { hasText: title }).first();
-    if ((await header.getAttribute('aria-expanded')) === 'true') await header.click();
-  }
-  const runsHeader = page.locator('.pane-header', { hasText: 'Runs' }).first();
-  if ((await runsHeader.getAttribute('aria-expanded')) === 'false') await runsHeader.click();
+  await setViews(['Errors', 'Shared Memory', 'Processes'], false);
+  await setViews(['Runs'], true);
   const pyRun = runsPane.locator('.monaco-list-row', { hasText: /pool_errors\.py #\d+/ }).first();
   await pyRun.waitFor({ timeout: 30_000 });
   await runsPane
@@ -393,6 +374,22 @@ try {
     .waitFor({ timeout: 15_000 });
   check(true, "the Python task expands to the exception's attributes (user)");
   await page.screenshot({ path: join(ARTIFACTS, 'ui-8-python-run.png') });
+  // The panel shows the active run, the Python one now: its tasks on its workers' lanes.
+  await runCommand('Poolscope: Open Panel');
+  const pyFrame = await panelFrame();
+  const pyStats = await pyFrame.evaluate(async () => {
+    for (let i = 0; i < 100; i++) {
+      const s = window.__poolscopePanel.stats();
+      if (s.bars >= 30) return s;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return window.__poolscopePanel.stats();
+  });
+  check(
+    pyStats.bars === 30 && pyStats.lanes.length >= 2,
+    `the panel shows the Python run: ${pyStats.lanes.length} lanes, ${pyStats.bars} bars`,
+  );
+  await page.screenshot({ path: join(ARTIFACTS, 'ui-9-python-panel.png') });
   writeFileSync(join(ARTIFACTS, 'ui-console.log'), consoleLines.join('\n'));
 } catch (err) {
   failed = true;

@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { eventually, processesWith } from '../helpers';
 import Ajv from 'ajv';
 import { protocolJsonSchema, type TraceEvent } from 'poolscope/internal/trace/protocol';
 import { expandEvent } from 'poolscope/internal/trace/task-batch';
@@ -67,30 +68,6 @@ function run(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): 
 }
 
 const ofType = (events: Event[], type: string): Event[] => events.filter((e) => e.type === type);
-
-/** Processes whose command line mentions `text`. */
-function processesRunning(text: string): number[] {
-  const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(text)) found.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
-
-async function eventually(check: () => number[], ms: number): Promise<number[]> {
-  const until = Date.now() + ms;
-  let left = check();
-  while (left.length > 0 && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 100));
-    left = check();
-  }
-  return left;
-}
 
 describe('the Python tap', () => {
   it('shows an unmodified program: tasks, errors whole with their frames, callbacks, a Value, a Process', () => {
@@ -245,7 +222,10 @@ describe('the Python tap', () => {
       /poolscope: pool \d+:1's result handler thread died \(TypeError: QuotaError\.__init__\(\) missing 1 required positional argument: 'user'\)/,
     );
     assert.match(stderr, /give them all to super\(\)\.__init__/);
-    const left = await eventually(() => processesRunning('unpicklable_error.py'), 5000);
+    const left = await eventually(
+      () => processesWith((cmdline) => cmdline.includes('unpicklable_error.py')),
+      5000,
+    );
     assert.deepEqual(left, [], `processes left: ${left.join(', ')}`);
   });
 
