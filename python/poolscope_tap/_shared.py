@@ -1,7 +1,8 @@
-"""Shared `Value` and `Array` in the trace: `shared.created` when one is made, then
-`shared.sampled` whenever its contents change, read every 100 ms by a daemon thread of the
-process that made it (from the shared memory itself, without taking the object's lock, so the
-tap never waits on the program's locks nor adds to their contention), and once more at exit.
+"""Shared `Value` and `Array`, and `Queue`, in the trace: `shared.created` when one is made,
+then `shared.sampled` whenever its contents (a queue's: how many items wait in it) change, read
+every 100 ms by a daemon thread of the process that made it (from the shared memory itself,
+without taking the object's lock, so the tap never waits on the program's locks nor adds to
+their contention), and once more at exit.
 """
 
 import itertools
@@ -37,6 +38,9 @@ def _raw(obj):
 
 
 def _sample(obj, kind):
+    if kind in ("Queue", "JoinableQueue"):
+        # Items put and not yet taken (qsize() counts the queue's semaphore, not the pipe).
+        return obj.qsize()
     raw = _raw(obj)
     if kind == "Value":
         return json_value(raw.value)
@@ -156,6 +160,23 @@ def install():
 
     sharedctypes.Value = Value
     sharedctypes.Array = Array
+
+    from multiprocessing import queues
+
+    orig_queue_init = queues.Queue.__init__
+
+    def queue_init(self, *args, **kwds):
+        orig_queue_init(self, *args, **kwds)
+        # A JoinableQueue's __init__ runs this one too: registered once, by its own kind.
+        if self.__dict__.get("_poolscope") is None:
+            self.__dict__["_poolscope"] = True
+            try:
+                bounded = 0 < self._maxsize < 2**31 - 1  # unbounded: SEM_VALUE_MAX
+                _register(self, type(self).__name__, "", self._maxsize if bounded else 0, False)
+            except Exception:  # noqa: BLE001
+                pass
+
+    queues.Queue.__init__ = queue_init
     atexit.register(_at_exit)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork)

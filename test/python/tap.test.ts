@@ -198,6 +198,18 @@ describe('the Python tap', () => {
     assert.equal(ops?.pid, started[0]!.serverPid, 'the counts come from the server process');
   });
 
+  it('a Queue: how many items wait in it, sampled while it fills and drains', () => {
+    const r = run(fixture('queue_pipeline.py'));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /drained True/);
+    assert.match(r.stdout, /Queue = 0 \(.*queue_pipeline\.py:\d+\)/);
+    const [queue] = ofType(r.events, 'shared.created');
+    assert.equal(queue?.kind, 'Queue');
+    const values = ofType(r.events, 'shared.sampled').map((e) => e.value);
+    assert.ok(values.includes(5), `samples: ${values.join(', ')}`);
+    assert.equal(values.at(-1), 0);
+  });
+
   it('a pool that can deliver no more results is explained, and stopping the hung program leaves nothing', async () => {
     const cli = spawn(process.execPath, [cliMain, 'run', fixture('unpicklable_error.py')], {
       cwd: root,
