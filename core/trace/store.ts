@@ -29,6 +29,8 @@ const INFRASTRUCTURE_ERRORS = new Set([
   'SerializationError',
   'WorkerModuleError',
   'FunctionNotFoundError',
+  // Python's concurrent.futures, once a worker died: the executor failed the future.
+  'BrokenProcessPool',
 ]);
 
 const STATE_CODES: TaskState[] = ['queued', 'running', 'passed', 'failed', 'errored'];

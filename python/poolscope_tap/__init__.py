@@ -26,9 +26,9 @@ def install():
     _installed = True
     import sys
 
-    from . import _manager, _pool, _process, _shared
+    from . import _futures, _manager, _pool, _process, _shared
 
-    for part in (_pool, _process, _shared, _manager):
+    for part in (_pool, _process, _shared, _manager, _futures):
         try:
             part.install()
         except Exception as err:  # noqa: BLE001 - a Python whose internals differ: say so, run on

@@ -426,6 +426,12 @@ def task_succeeded(pool, ts, task, fn, worker, result, duration_ms, queued_ms):
     )
 
 
+def holding():
+    """Whether this process holds events not yet written."""
+    e = _emitter
+    return e is not None and e.pid == os.getpid() and bool(e.pending or e.offset < len(e.unsent))
+
+
 def flush():
     """Writes what this process holds now (without waiting for a slow reader)."""
     e = _emitter

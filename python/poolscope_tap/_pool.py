@@ -60,6 +60,12 @@ class _PoolState:
         # id(worker object) -> (worker object, number, slot)
         self.workers = {}
         self.lock = threading.Lock()
+        # Tasks reported lost with their worker (an executor fails them again, later).
+        self.lost = set()
+        self.lost_means = (
+            "Python's Pool does not notice a lost task: it never settles, its callbacks never "
+            "run, and get() without a timeout waits forever."
+        )
 
     def slot(self):
         if self.backend == "thread" or self.ctx is None:
@@ -106,12 +112,14 @@ class _PoolState:
                 "lostTasks": lost,
             },
         )
+        self.lost.update(lost)
         for task in lost:
             how = ("was killed by %s" % sig) if sig else ("exited with code %d" % code)
-            message = (
-                "worker %d (pid %s) %s while running this task. Python's Pool does not notice a "
-                "lost task: it never settles, its callbacks never run, and get() without a "
-                "timeout waits forever." % (number, pid, how)
+            message = "worker %d (pid %s) %s while running this task. %s" % (
+                number,
+                pid,
+                how,
+                self.lost_means,
             )
             _emit.emit(
                 "task.failed",
@@ -207,21 +215,39 @@ def _state(pool, create=True):
 def worker_entry(pool_key, number, slot, target, args):
     """A pool worker's target: its identity for `_Call`, then Python's own worker loop."""
     _local.worker = (pool_key, number, slot)
-    # A worker process writes its events at the end of a task when nothing else is queued for
-    # it (it may then be ended by a signal: terminate() sends SIGTERM once the results are in),
-    # and at least every FLUSH_GAP_S while it is busy (a task may kill it): at most that much of
-    # its trace is lost to a kill, and a burst of small tasks is not a write each (every write
-    # wakes the reader, on the same cores). It leaves through os._exit, so nothing is left for
-    # later. A thread's events are written by its process's flusher thread: a write releases the
+    # A worker process writes its events before it waits for work (it may then be ended by a
+    # signal: terminate() sends SIGTERM once the results are in), and at least every
+    # FLUSH_GAP_S while it is busy (a task may kill it): at most that much of its trace is lost
+    # to a kill, and a burst of small tasks is not a write each (every write wakes the reader,
+    # on the same cores). It leaves through os._exit, so nothing is left for later. A thread's events are written by its process's flusher thread: a write releases the
     # GIL, and a write a task made the pool's threads queue behind each other.
     in_process = threading.current_thread() is threading.main_thread()
-    inbox = args[0] if args else None
-    _local.idle = getattr(inbox, "empty", None) if in_process else None
+    _local.flush_busy = in_process
     _local.flushed = 0.0
     args = list(args)
     if len(args) >= 2:
+        if in_process:
+            args[0] = _Inbox(args[0])
         args[1] = _Outbox(args[1])
     return target(*args)
+
+
+class _Inbox:
+    """A worker process's task queue: what it traced is written before it waits for work."""
+
+    def __init__(self, queue):
+        self._queue = queue
+
+    def __getattr__(self, name):
+        return getattr(self._queue, name)
+
+    def get(self, *args, **kwds):
+        try:
+            if _emit.holding() and self._queue.empty():
+                _emit.flush()
+        except Exception:  # noqa: BLE001 - a closed queue: get() says so
+            pass
+        return self._queue.get(*args, **kwds)
 
 
 class _Outbox:
@@ -249,11 +275,16 @@ def _finish(obj, send_error):
     _local.pending = None
     type_, fields, slot = pending
     if send_error is not None and type_ == "task.succeeded":
-        try:
-            value = obj[2][1]
-        except Exception:  # noqa: BLE001
-            value = None
-        wrapped = mpp.MaybeEncodingError(send_error, value)
+        if isinstance(obj, tuple):
+            # Pool: Python then fails the task with MaybeEncodingError.
+            try:
+                value = obj[2][1]
+            except Exception:  # noqa: BLE001
+                value = None
+            wrapped = mpp.MaybeEncodingError(send_error, value)
+        else:
+            # ProcessPoolExecutor: the future fails with the error itself.
+            wrapped = send_error
         type_ = "task.failed"
         fields = {
             "pool": fields["pool"],
@@ -277,14 +308,9 @@ def _finish(obj, send_error):
     else:
         _emit.emit(type_, fields)
     slot.value = 0
-    idle = getattr(_local, "idle", None)
-    if idle is not None:
+    if getattr(_local, "flush_busy", False):
         at = time.monotonic()
-        try:
-            due = at - _local.flushed >= FLUSH_GAP_S or idle()
-        except Exception:  # noqa: BLE001 - a closed queue: the pool is ending
-            due = True
-        if due:
+        if at - _local.flushed >= FLUSH_GAP_S:
             _local.flushed = at
             _emit.flush()
 
@@ -353,9 +379,12 @@ class _Call:
 # -- the parent's side ------------------------------------------------------------------------
 
 
-def _submitted(state, fn_name, kind, args_preview, items):
-    task = next(state.tasks)
-    ts = _emit.now()
+def _submitted(state, fn_name, kind, args_preview, items, task=None, ts=None):
+    """Traces a submission; a new task id and time unless given."""
+    if task is None:
+        task = next(state.tasks)
+    if ts is None:
+        ts = _emit.now()
     _names[(state.key, task)] = fn_name
     _emit.task_submitted(state.key, ts, task, fn_name, kind, items, args_preview)
     return task, ts

@@ -167,8 +167,11 @@ def install():
 
     def queue_init(self, *args, **kwds):
         orig_queue_init(self, *args, **kwds)
-        # A JoinableQueue's __init__ runs this one too: registered once, by its own kind.
-        if self.__dict__.get("_poolscope") is None:
+        # A JoinableQueue's __init__ runs this one too: registered once, by its own kind. An
+        # executor's own queue (concurrent.futures) is its machinery, not the program's.
+        if self.__dict__.get("_poolscope") is None and not type(self).__module__.startswith(
+            "concurrent."
+        ):
             self.__dict__["_poolscope"] = True
             try:
                 bounded = 0 < self._maxsize < 2**31 - 1  # unbounded: SEM_VALUE_MAX

@@ -139,10 +139,12 @@ def _without_tap(tb):
     return tb
 
 
-def error_info(err, depth=0):
-    """An exception as the protocol's ErrorInfo record; never raises."""
+def error_info(err, depth=0, traceback_of=True):
+    """An exception as the protocol's ErrorInfo record; never raises. Without `traceback_of`,
+    without its frames (an exception the program has not raised itself yet, which may be raised
+    in another thread meanwhile)."""
     try:
-        tb = _without_tap(err.__traceback__)
+        tb = _without_tap(err.__traceback__) if traceback_of else None
         try:
             stack = "".join(traceback.format_exception(type(err), err, tb, chain=False))
         except Exception:  # noqa: BLE001

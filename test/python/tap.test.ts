@@ -210,6 +210,51 @@ describe('the Python tap', () => {
     assert.equal(values.at(-1), 0);
   });
 
+  it('a ProcessPoolExecutor: map chunks, a failing future, a dead worker that breaks the executor', () => {
+    const r = run(fixture('executor.py'));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /boom: ValueError/);
+    assert.match(r.stdout, /broken 5/);
+    assert.match(
+      r.stdout,
+      /pool \d+:1 \(process ×2\) executor\.py closed\n\s+tasks 5: 4 passed, 1 failed, 0 errored;/,
+    );
+    // Every future the executor failed is errored (the machinery's failure, not the task's).
+    assert.match(
+      r.stdout,
+      /pool \d+:2 \(process ×2\) executor\.py closed\n\s+tasks 5: 0 passed, 0 failed, 5 errored;/,
+    );
+    assert.match(r.stdout, /#\d pid \d+ exited -9 SIGKILL \(killed\)/);
+    assert.match(r.stdout, /at boom \(.*executor\.py:\d+:\d+\)/);
+    const chunks = ofType(r.events, 'task.submitted').filter((e) => e.kind === 'map');
+    assert.deepEqual(
+      chunks.map((e) => [e.fn, e.items]),
+      [
+        ['square', 3],
+        ['square', 3],
+        ['square', 3],
+        ['square', 1],
+      ],
+    );
+    const killed = ofType(r.events, 'worker.exited').find((e) => e.signal === 'SIGKILL');
+    const lost = ofType(r.events, 'task.failed').find(
+      (e) => e.task === (killed?.lostTasks as number[] | undefined)?.[0] && e.pool === killed?.pool,
+    );
+    assert.equal(lost?.fn, 'die');
+    assert.match(
+      (lost?.error as { message: string }).message,
+      /every pending one fail with BrokenProcessPool/,
+    );
+    // The other four: BrokenProcessPool, or lost with the worker the executor then terminated
+    // (whether that worker had taken a task yet is the machine's timing).
+    const names = ofType(r.events, 'task.failed')
+      .filter((e) => e.pool === killed?.pool && e !== lost)
+      .map((e) => (e.error as { name: string }).name);
+    assert.equal(names.length, 4, names.join(', '));
+    assert.ok(names.filter((n) => n === 'BrokenProcessPool').length >= 3, names.join(', '));
+    assert.ok(names.every((n) => n === 'BrokenProcessPool' || n === 'WorkerExitError'));
+  });
+
   it('a pool that can deliver no more results is explained, and stopping the hung program leaves nothing', async () => {
     const cli = spawn(process.execPath, [cliMain, 'run', fixture('unpicklable_error.py')], {
       cwd: root,
