@@ -16,7 +16,9 @@ def main():
         sys.stderr.write("poolscope_tap: no such script: %s\n" % script)
         return 2
     import poolscope_tap
+    from poolscope_tap._lifetime import die_with_parent
 
+    die_with_parent()
     poolscope_tap.install()
     sys.argv = [script] + sys.argv[2:]
     sys.path[0] = os.path.dirname(script)

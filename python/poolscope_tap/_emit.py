@@ -84,6 +84,8 @@ class _Emitter:
         self.dropped = 0
         self.dropped_types = {}
         self.thread = None
+        # Called after a flush that left nothing held (a pool worker's slot says so).
+        self.written = None
         self._open()
 
     def _open(self):
@@ -175,6 +177,8 @@ class _Emitter:
             time.sleep(FLUSH_S)
             if self.pending or self.offset < len(self.unsent):
                 self.flush()
+            elif self.written is not None:
+                self.written()  # a flag set after the last write: nothing is held
 
     def flush(self, deadline=None):
         """Writes what the sink takes now; with a deadline, waits for it until then."""
@@ -221,6 +225,9 @@ class _Emitter:
                         select.select([], [self.sock], [], max(0.0, deadline - time.monotonic()))
             except OSError:
                 self._stop()
+                return
+            if self.written is not None and not self.pending and self.offset >= len(self.unsent):
+                self.written()
 
     def _stop(self):
         self.dead = True
@@ -424,6 +431,15 @@ def task_succeeded(pool, ts, task, fn, worker, result, duration_ms, queued_ms):
         (3, pool, ts, task, fn, worker, result, round(duration_ms * 1000), round(queued_ms * 1000)),
         False,
     )
+
+
+def on_written(callback):
+    """`callback()` after each flush that leaves this process holding nothing."""
+    if _ENABLED:
+        try:
+            _current().written = callback
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def holding():

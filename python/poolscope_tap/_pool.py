@@ -29,6 +29,7 @@ import time
 import multiprocessing.pool as mpp
 
 from . import _emit
+from ._lifetime import die_with_parent
 from ._values import clip, error_info, name_of, preview, program_frame
 
 _local = threading.local()
@@ -39,13 +40,15 @@ _pool_numbers = itertools.count(1)
 _by_workers = {}
 
 
-class _Slot:
-    """A thread worker's current task (a process worker's is a shared RawValue)."""
+# A worker's slot: [the task it is running (0: none), whether it holds trace events it has not
+# written (1)]. A process worker's is a shared RawArray, read by the pool's process: which task a
+# dead worker lost, and whether terminate() should give a worker a moment to write first.
+TASK, HOLDING = 0, 1
 
-    __slots__ = ("value",)
 
-    def __init__(self):
-        self.value = 0
+def _thread_slot():
+    """A thread worker's slot: in the pool's own process, a list is enough."""
+    return [0, 0]
 
 
 class _PoolState:
@@ -62,6 +65,8 @@ class _PoolState:
         self.lock = threading.Lock()
         # Tasks reported lost with their worker (an executor fails them again, later).
         self.lost = set()
+        # Workers Python removed from the pool, reported once their replacements are in.
+        self.reaped = []
         self.lost_means = (
             "Python's Pool does not notice a lost task: it never settles, its callbacks never "
             "run, and get() without a timeout waits forever."
@@ -69,11 +74,25 @@ class _PoolState:
 
     def slot(self):
         if self.backend == "thread" or self.ctx is None:
-            return _Slot()
+            return _thread_slot()
         try:
-            return self.ctx.RawValue("q", 0)
+            return self.ctx.RawArray("q", 2)
         except Exception:  # noqa: BLE001 - no shared memory here: no lost-task diagnosis
-            return _Slot()
+            return _thread_slot()
+
+    def let_workers_write(self, limit_s=0.1):
+        """Waits (at most `limit_s`) until no worker process holds unwritten trace events: what
+        terminate()'s SIGTERM would otherwise lose (the last tasks' ends of a worker that went
+        idle holding them). A worker's flusher thread writes within 25 ms."""
+        if self.backend != "process":
+            return
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            with self.lock:
+                slots = [entry[2] for entry in self.workers.values()]
+            if not any(_holding(slot) for slot in slots):
+                return
+            time.sleep(0.002)
 
     def report_exit(self, w, terminated=False):
         with self.lock:
@@ -157,9 +176,16 @@ class _PoolState:
 _names = {}
 
 
+def _holding(slot):
+    try:
+        return bool(slot[HOLDING])
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def _read(slot):
     try:
-        return int(slot.value)
+        return int(slot[TASK])
     except Exception:  # noqa: BLE001
         return 0
 
@@ -215,6 +241,8 @@ def _state(pool, create=True):
 def worker_entry(pool_key, number, slot, target, args):
     """A pool worker's target: its identity for `_Call`, then Python's own worker loop."""
     _local.worker = (pool_key, number, slot)
+    if threading.current_thread() is threading.main_thread():
+        die_with_parent()
     # A worker process writes its events before it waits for work (it may then be ended by a
     # signal: terminate() sends SIGTERM once the results are in), and at least every
     # FLUSH_GAP_S while it is busy (a task may kill it): at most that much of its trace is lost
@@ -223,6 +251,8 @@ def worker_entry(pool_key, number, slot, target, args):
     # GIL, and a write a task made the pool's threads queue behind each other.
     in_process = threading.current_thread() is threading.main_thread()
     _local.flush_busy = in_process
+    if in_process:
+        _emit.on_written(lambda: slot.__setitem__(HOLDING, 0))
     _local.flushed = 0.0
     args = list(args)
     if len(args) >= 2:
@@ -307,7 +337,8 @@ def _finish(obj, send_error):
         )
     else:
         _emit.emit(type_, fields)
-    slot.value = 0
+    slot[TASK] = 0
+    slot[HOLDING] = 1
     if getattr(_local, "flush_busy", False):
         at = time.monotonic()
         if at - _local.flushed >= FLUSH_GAP_S:
@@ -342,7 +373,8 @@ class _Call:
         _local.pending = None
         started = _emit.now()
         _emit.task_started(self.pool, started, self.task, number)
-        slot.value = self.task
+        slot[TASK] = self.task
+        slot[HOLDING] = 1
         try:
             result = self.fn(*args, **kwds)
         except BaseException as err:
@@ -488,6 +520,10 @@ def _install():
         try:
             return orig_static(ctx, traced_process, processes, pool, *rest)
         finally:
+            with state.lock:
+                reaped, state.reaped = state.reaped, []
+            for w in reaped:
+                state.report_exit(w)
             for w, number, slot in made:
                 with state.lock:
                     state.workers[id(w)] = (w, number, slot)
@@ -500,14 +536,16 @@ def _install():
 
     def _join_exited_workers(pool):
         # The workers Python reaps are the ones it removes: a worker that becomes reapable a
-        # moment after a check of our own would be missed by one.
+        # moment after a check of our own would be missed by one. They are reported once their
+        # replacements are in the list (_repopulate_pool_static): until then the pool may have
+        # no worker at all, and map_async() divides by their number.
         before = list(pool)
         cleaned = orig_join_exited(pool)
         state = _by_workers.get(id(pool))
         if state is not None:
-            for w in before:
-                if not any(w is kept for kept in pool):
-                    state.report_exit(w)
+            gone = [w for w in before if not any(w is kept for kept in pool)]
+            with state.lock:
+                state.reaped.extend(gone)
         return cleaned
 
     def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):  # noqa: B006
@@ -587,6 +625,7 @@ def _install():
     def terminate(self):
         state = _state(self, create=False)
         if state is not None:
+            state.let_workers_write()
             _emit.emit("pool.terminated", {"pool": state.key})
         orig_terminate(self)
         if state is not None:

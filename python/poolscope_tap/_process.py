@@ -17,6 +17,7 @@ import time
 from multiprocessing import process as mproc
 
 from . import _emit
+from ._lifetime import die_with_parent
 from ._values import error_info, name_of
 
 
@@ -183,6 +184,10 @@ def install():
 
     def _bootstrap(self, *args, **kwds):
         from . import _manager
+
+        if not _is_pool_worker(self):
+            # A Process or a manager's server (a pool worker arms itself in worker_entry).
+            die_with_parent()
 
         if not _is_pool_worker(self) and not _manager.is_server_target(self):
             run = self.run

@@ -286,6 +286,29 @@ describe('the Python tap', () => {
     assert.deepEqual(left, [], `processes left: ${left.join(', ')}`);
   });
 
+  it('a run the editor started ends whole when the editor dies: program, workers, Process, manager', async () => {
+    const launcher = spawn(
+      process.execPath,
+      [fixture('launcher.cjs'), root, fixture('sleepers.py')],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    launcher.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const until = Date.now() + 30_000;
+    while (!out.includes('started') && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, /started/);
+    const running = processesWith((cmdline) => cmdline.includes('sleepers.py')).length;
+    assert.ok(running >= 4, `program, 2 workers, a Process (and a manager): ${running}`);
+    // What a crashing extension host does: nothing more.
+    launcher.kill('SIGKILL');
+    const left = await eventually(
+      () => processesWith((cmdline) => cmdline.includes('sleepers.py')),
+      5000,
+    );
+    assert.deepEqual(left, [], `processes left: ${left.join(', ')}`);
+  });
+
   it('bad input: a missing interpreter, a syntax error, no sink', () => {
     const missing = run(fixture('kinds.py'), [], { POOLSCOPE_PYTHON: '/nonexistent/python3' });
     assert.equal(missing.status, 2);
