@@ -10,6 +10,7 @@ the per-worker slot that tells which task a dead worker lost.
 import threading
 from concurrent.futures import process as cfp
 from functools import partial
+from multiprocessing.connection import wait
 
 from . import _emit
 from ._pool import (
@@ -18,6 +19,7 @@ from ._pool import (
     _args_preview,
     _creator_file,
     _items_preview,
+    _names,
     _submitted,
     worker_entry,
 )
@@ -135,6 +137,8 @@ def install():
             shown = _args_preview(args, kwargs)
         _submitted(state, name, kind, shown, items, task, ts)
         future.__dict__["_poolscope"] = (task, name)
+        # Its result is in: not lost with its worker (see _PoolState.report_exit).
+        future.add_done_callback(lambda _f, key=(state.key, task): _names.pop(key, None))
         return future
 
     def shutdown(self, wait=True, **kwds):
@@ -151,11 +155,19 @@ def install():
         if state is None:
             return orig_broken(self, cause)
         pending = list(self.pending_work_items.values())
-        orig_broken(self, cause)
-        # The dead worker first (its lost task, with why), then every future the executor failed.
+        # The dead worker first, while its task is still pending (its lost task, with why). Its
+        # sentinel says it is gone a moment before its exit status can be read: wait for that.
         for w, _, _ in list(state.workers.values()):
-            if w.exitcode is not None and w.exitcode != 0 and w.exitcode != -15:
-                state.report_exit(w)
+            try:
+                gone = bool(wait([w.sentinel], timeout=0))
+            except (OSError, ValueError):
+                gone = False
+            if gone:
+                w.join(1.0)
+                if w.exitcode not in (None, 0):
+                    state.report_exit(w)
+        orig_broken(self, cause)
+        # ...then the workers the executor terminated, and every future it failed.
         for w, _, _ in list(state.workers.values()):
             state.report_exit(w, terminated=True)
         for item in pending:

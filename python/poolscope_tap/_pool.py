@@ -117,7 +117,9 @@ class _PoolState:
             reason = "normal"
         lost = []
         task = _read(slot)
-        if task and (code != 0 or sig is not None):
+        # Lost: it was running, and its result never reached this process (a worker terminated
+        # right after sending it has not cleared its slot yet).
+        if task and (code != 0 or sig is not None) and (self.key, task) in _names:
             lost.append(task)
         pid = getattr(w, "pid", None)
         _emit.emit(
@@ -386,11 +388,15 @@ class _Call:
                 "error": error_info(err),
                 "durationMs": round(_emit.now() - started, 3),
             }
+            slot[HOLDING] = 1
             _local.pending = ("task.failed", fields, slot)
             if not isinstance(err, Exception):
                 # Python's worker does not catch it: the worker ends without sending anything.
                 _finish(None, None)
             raise
+        # Held from here until written: terminate() waits for that (the result is sent first,
+        # and SIGTERM may follow at once).
+        slot[HOLDING] = 1
         _local.pending = (
             "task.succeeded",
             {

@@ -298,8 +298,20 @@ describe('the Python tap', () => {
     while (!out.includes('started') && Date.now() < until)
       await new Promise((r) => setTimeout(r, 50));
     assert.match(out, /started/);
-    const running = processesWith((cmdline) => cmdline.includes('sleepers.py')).length;
-    assert.ok(running >= 4, `program, 2 workers, a Process (and a manager): ${running}`);
+    const running = processesWith((cmdline) => cmdline.includes('sleepers.py'));
+    assert.ok(running.length >= 4, `program, 2 workers, a Process (and a manager): ${running}`);
+    // The trace socket's directory, which a killed launcher cannot remove: this test does.
+    const sink = running
+      .map((pid) => {
+        try {
+          return /POOLSCOPE_TRACE=unix:([^\0]+)\/trace\.sock/.exec(
+            readFileSync(`/proc/${pid}/environ`, 'utf8'),
+          )?.[1];
+        } catch {
+          return undefined;
+        }
+      })
+      .find(Boolean);
     // What a crashing extension host does: nothing more.
     launcher.kill('SIGKILL');
     const left = await eventually(
@@ -307,6 +319,8 @@ describe('the Python tap', () => {
       5000,
     );
     assert.deepEqual(left, [], `processes left: ${left.join(', ')}`);
+    assert.ok(sink?.startsWith(tmpdir()), `the run's socket directory: ${sink}`);
+    rmSync(sink, { recursive: true, force: true });
   });
 
   it('bad input: a missing interpreter, a syntax error, no sink', () => {
