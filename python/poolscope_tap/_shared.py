@@ -7,6 +7,7 @@ their contention), and once more at exit.
 
 import itertools
 import os
+import sys
 import threading
 import weakref
 
@@ -17,6 +18,11 @@ from ._values import json_value, program_frame
 
 SAMPLE_S = 0.1
 WINDOW = 16
+# multiprocessing's and concurrent.futures' own files: what they make for themselves is theirs.
+_MACHINERY = tuple(
+    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+    for m in (__import__("multiprocessing"), __import__("concurrent.futures").futures)
+) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
 
 _numbers = itertools.count(1)
 _lock = threading.Lock()
@@ -38,6 +44,14 @@ def _raw(obj):
 
 
 def _sample(obj, kind):
+    # Locks, semaphores and events as the Node library shows them, read from the semaphore's
+    # value without taking it (no waits, no added contention).
+    if kind in ("Lock", "RLock"):
+        return {"locked": obj._semlock._get_value() == 0}
+    if kind in ("Semaphore", "BoundedSemaphore"):
+        return obj._semlock._get_value()
+    if kind == "Event":
+        return {"set": obj._flag._semlock._get_value() > 0}
     if kind in ("Queue", "JoinableQueue"):
         # Items put and not yet taken (qsize() counts the queue's semaphore, not the pipe).
         return obj.qsize()
@@ -180,6 +194,47 @@ def install():
                 pass
 
     queues.Queue.__init__ = queue_init
+
+    from multiprocessing import synchronize
+
+    # The files a program's mp.Lock() goes through before the object exists.
+    factories = {
+        os.path.abspath(synchronize.__file__),
+        os.path.join(os.path.dirname(os.path.abspath(synchronize.__file__)), "context.py"),
+    }
+
+    def made_by_program():
+        """Whether the program made it itself (not a queue, pool or event for its own parts)."""
+        frame = sys._getframe(2)
+        while frame is not None and os.path.abspath(frame.f_code.co_filename) in factories:
+            frame = frame.f_back
+        if frame is None:
+            return False
+        path = os.path.abspath(frame.f_code.co_filename)
+        return not path.startswith(_MACHINERY)
+
+    def traced_init(cls, kind_of):
+        orig = cls.__init__
+
+        def __init__(self, *args, **kwds):
+            orig(self, *args, **kwds)
+            if type(self) is cls and made_by_program():
+                try:
+                    kind = kind_of(self)
+                    _register(self, kind, "", 0, kind != "Event")
+                except Exception:  # noqa: BLE001
+                    pass
+
+        cls.__init__ = __init__
+
+    for cls in (
+        synchronize.Lock,
+        synchronize.RLock,
+        synchronize.Semaphore,
+        synchronize.BoundedSemaphore,
+    ):
+        traced_init(cls, lambda obj: type(obj).__name__)
+    traced_init(synchronize.Event, lambda obj: "Event")
     atexit.register(_at_exit)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork)

@@ -255,6 +255,27 @@ describe('the Python tap', () => {
     assert.ok(names.every((n) => n === 'BrokenProcessPool' || n === 'WorkerExitError'));
   });
 
+  it("a Lock, a semaphore and an Event the program made (not the pool's own), sampled", () => {
+    const r = run(fixture('locks.py'));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /done 2 True/);
+    const created = ofType(r.events, 'shared.created');
+    assert.deepEqual(
+      created.map((e) => e.kind),
+      ['Lock', 'BoundedSemaphore', 'Event'],
+    );
+    const values = (kind: string): unknown[] => {
+      const id = created.find((e) => e.kind === kind)!.id;
+      return ofType(r.events, 'shared.sampled')
+        .filter((e) => e.id === id)
+        .map((e) => e.value);
+    };
+    assert.deepEqual(values('Lock'), [{ locked: false }, { locked: true }, { locked: false }]);
+    assert.equal(values('BoundedSemaphore').at(-1), 2);
+    assert.deepEqual(values('Event').at(-1), { set: true });
+    assert.match(r.stdout, /Lock = \{"locked":false\} \(.*locks\.py:\d+\)/);
+  });
+
   it('a pool that can deliver no more results is explained, and stopping the hung program leaves nothing', async () => {
     const cli = spawn(process.execPath, [cliMain, 'run', fixture('unpicklable_error.py')], {
       cwd: root,
