@@ -17,7 +17,6 @@ from ._pool import (
     _Call,
     _PoolState,
     _args_preview,
-    _creator_file,
     _items_preview,
     _names,
     _submitted,
@@ -85,20 +84,7 @@ def install():
         options = {"max_workers": self._max_workers}
         if state.maxtasks:
             options["max_tasks_per_child"] = state.maxtasks
-        try:
-            options["startMethod"] = self._mp_context.get_start_method()
-        except Exception:  # noqa: BLE001
-            pass
-        _emit.emit(
-            "pool.created",
-            {
-                "pool": state.key,
-                "backend": "process",
-                "size": max(1, int(self._max_workers)),
-                "module": _creator_file(),
-                "options": options,
-            },
-        )
+        state.announce(self._max_workers, options)
 
     def _spawn_process(self):
         state = self.__dict__.get("_poolscope")

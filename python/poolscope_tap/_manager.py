@@ -70,6 +70,33 @@ class _Counting(dict):
         return entry
 
 
+def _remove_listener(address):
+    """What a server killed by a signal leaves behind, removed: its listening socket, and the
+    temporary directory it made for it (multiprocessing's `pymp-*`), unless that directory is
+    this process's own (a forked server shares its parent's), which this process removes at
+    exit itself."""
+    if not isinstance(address, str) or address.startswith("\\"):
+        return
+    try:
+        import shutil
+        import tempfile
+        from multiprocessing import process
+
+        folder = os.path.dirname(address)
+        if os.path.exists(address):
+            os.unlink(address)
+        own = process.current_process()._config.get("tempdir")
+        if (
+            folder != own
+            and os.path.basename(folder).startswith("pymp-")
+            and os.path.dirname(folder) == tempfile.gettempdir()
+            and not os.listdir(folder)
+        ):
+            shutil.rmtree(folder, ignore_errors=True)
+    except Exception:  # noqa: BLE001 - what cannot be removed stays
+        pass
+
+
 class _Sampler:
     def __init__(self, server, manager):
         self.server = server
@@ -138,6 +165,8 @@ def install():
                 {"manager": ident, "address": address, "reason": reason, "exitCode": code,
                  "signal": sig},
             )
+            if sig is not None:
+                _remove_listener(self._address)
 
         from ._process import watch
 

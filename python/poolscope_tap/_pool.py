@@ -80,6 +80,24 @@ class _PoolState:
         except Exception:  # noqa: BLE001 - no shared memory here: no lost-task diagnosis
             return _thread_slot()
 
+    def announce(self, size, options):
+        """pool.created, with the start method among the options where there is one."""
+        if self.ctx is not None and self.backend == "process":
+            try:
+                options["startMethod"] = self.ctx.get_start_method()
+            except Exception:  # noqa: BLE001
+                pass
+        _emit.emit(
+            "pool.created",
+            {
+                "pool": self.key,
+                "backend": self.backend,
+                "size": max(1, int(size or 1)),
+                "module": _creator_file(),
+                "options": options,
+            },
+        )
+
     def let_workers_write(self, limit_s=0.1):
         """Waits (at most `limit_s`) until no worker process holds unwritten trace events: what
         terminate()'s SIGTERM would otherwise lose (the last tasks' ends of a worker that went
@@ -219,21 +237,7 @@ def _state(pool, create=True):
         initializer = getattr(pool, "_initializer", None)
         if initializer is not None:
             options["initializer"] = name_of(initializer)
-        if state.ctx is not None and backend == "process":
-            try:
-                options["startMethod"] = state.ctx.get_start_method()
-            except Exception:  # noqa: BLE001
-                pass
-        _emit.emit(
-            "pool.created",
-            {
-                "pool": state.key,
-                "backend": backend,
-                "size": max(1, int(getattr(pool, "_processes", 1) or 1)),
-                "module": _creator_file(),
-                "options": options,
-            },
-        )
+        state.announce(getattr(pool, "_processes", 1), options)
     return state
 
 

@@ -1,6 +1,7 @@
 """Python values in the protocol's words: bounded previews, JSON-safe property values, and
 exceptions as `ErrorInfo` records (docs/protocol.md, "Errors" and "Values")."""
 
+import concurrent.futures
 import multiprocessing
 import os
 import reprlib
@@ -21,7 +22,11 @@ _repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 8
 _repr.maxlevel = 3
 
 
-_SKIPPED_DIRS = (_TAP_DIR, os.path.dirname(os.path.abspath(multiprocessing.__file__)))
+_SKIPPED_DIRS = (
+    _TAP_DIR,
+    os.path.dirname(os.path.abspath(multiprocessing.__file__)),
+    os.path.dirname(os.path.abspath(concurrent.futures.__file__)),
+)
 
 
 def program_frame():
