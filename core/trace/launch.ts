@@ -97,13 +97,13 @@ export function resolveNode(node: string, env: NodeJS.ProcessEnv = process.env):
  * `what` names it in the message (`node`, `python3`).
  */
 export function resolveCommand(
-  node: string,
+  command: string,
   what: string,
   env: NodeJS.ProcessEnv = process.env,
 ): string {
-  const candidates = node.includes('/')
-    ? [resolve(node)]
-    : (env.PATH ?? '').split(delimiter).flatMap((dir) => (dir ? [join(dir, node)] : []));
+  const candidates = command.includes('/')
+    ? [resolve(command)]
+    : (env.PATH ?? '').split(delimiter).flatMap((dir) => (dir ? [join(dir, command)] : []));
   for (const candidate of candidates) {
     try {
       if (statSync(candidate).isFile()) return candidate;
@@ -112,9 +112,9 @@ export function resolveCommand(
     }
   }
   throw new LaunchError(
-    node.includes('/')
-      ? `the ${what} executable ${resolve(node)} does not exist`
-      : `no \`${node}\` on PATH (${env.PATH ?? 'unset'})`,
+    command.includes('/')
+      ? `the ${what} executable ${resolve(command)} does not exist`
+      : `no \`${command}\` on PATH (${env.PATH ?? 'unset'})`,
   );
 }
 
@@ -185,7 +185,8 @@ export async function launchTraced(options: LaunchOptions, runId = newRunId()): 
   const script = checkScript(options.script, cwd);
   const baseEnv = options.env ?? process.env;
   const python = isPythonScript(script);
-  const node = python
+  /** The interpreter that runs the script: `node`, or `python3` for a `.py` one. */
+  const runner = python
     ? resolveCommand(options.python ?? 'python3', 'python3', baseEnv)
     : resolveNode(options.node ?? process.execPath, baseEnv);
   const {
@@ -210,7 +211,7 @@ export async function launchTraced(options: LaunchOptions, runId = newRunId()): 
     env.PYTHONUNBUFFERED ??= '1';
     argv = ['-m', 'poolscope_tap', script, ...(options.args ?? [])];
   }
-  const child = spawn(node, argv, {
+  const child = spawn(runner, argv, {
     cwd,
     env,
     stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
@@ -222,7 +223,7 @@ export async function launchTraced(options: LaunchOptions, runId = newRunId()): 
   });
   if (started) {
     await server.close();
-    throw new LaunchError(`cannot start ${node}: ${started.message}`);
+    throw new LaunchError(`cannot start ${runner}: ${started.message}`);
   }
   child.stdout!.on('data', (chunk: Buffer) => options.onOutput('stdout', chunk));
   child.stderr!.on('data', (chunk: Buffer) => options.onOutput('stderr', chunk));
@@ -260,6 +261,6 @@ export async function launchTraced(options: LaunchOptions, runId = newRunId()): 
     })();
     return stopping;
   };
-  const runtime = python || options.node !== undefined ? node : `node ${process.version}`;
+  const runtime = python || options.node !== undefined ? runner : `node ${process.version}`;
   return { runId, child, pid, runtime, exited, stop };
 }

@@ -30,6 +30,22 @@ import time
 
 PROTOCOL_VERSION = 2
 DROPPABLE = frozenset(("task.submitted", "task.started", "output"))
+# Written at once (they are few): what a program stopped by a signal must not take with it, as a
+# flusher thread a loaded machine has not scheduled yet would.
+PROMPT = frozenset(
+    (
+        "pool.created",
+        "pool.closed",
+        "pool.terminated",
+        "worker.started",
+        "worker.exited",
+        "process.started",
+        "process.exited",
+        "manager.started",
+        "manager.stopped",
+        "shared.created",
+    )
+)
 SOFT_LIMIT = 4 * 1024 * 1024
 HARD_LIMIT = 64 * 1024 * 1024
 FLUSH_BYTES = 64 * 1024
@@ -121,7 +137,7 @@ class _Emitter:
             return
         self.pending.append(line)
         self.pending_bytes += len(line)
-        if self.pending_bytes >= FLUSH_BYTES:
+        if self.pending_bytes >= FLUSH_BYTES or type_ in PROMPT:
             self.flush()
         else:
             self._ensure_thread()
@@ -442,16 +458,22 @@ def on_written(callback):
             pass
 
 
+def _mine():
+    """This process's emitter, if it has one (a forked child's inherited one is its parent's)."""
+    e = _emitter
+    return e if e is not None and e.pid == os.getpid() else None
+
+
 def holding():
     """Whether this process holds events not yet written."""
-    e = _emitter
-    return e is not None and e.pid == os.getpid() and bool(e.pending or e.offset < len(e.unsent))
+    e = _mine()
+    return e is not None and bool(e.pending or e.offset < len(e.unsent))
 
 
 def flush():
     """Writes what this process holds now (without waiting for a slow reader)."""
-    e = _emitter
-    if e is not None and e.pid == os.getpid():
+    e = _mine()
+    if e is not None:
         try:
             e.flush()
         except Exception:  # noqa: BLE001
@@ -459,8 +481,8 @@ def flush():
 
 
 def flush_at_exit():
-    e = _emitter
-    if e is not None and e.pid == os.getpid():
+    e = _mine()
+    if e is not None:
         try:
             e.close()
         except Exception:  # noqa: BLE001

@@ -20,7 +20,6 @@ from ._pool import (
     _items_preview,
     _names,
     _submitted,
-    worker_entry,
 )
 from ._values import error_info, name_of
 
@@ -50,10 +49,7 @@ class _TracedContext:
         return getattr(self.inner, name)
 
     def Process(self, *args, **kwds):  # noqa: N802 - the context's API
-        number = next(self.state.numbers)
-        slot = self.state.slot()
-        kwds["args"] = (self.state.key, number, slot, kwds.get("target"), tuple(kwds.get("args", ())))
-        kwds["target"] = worker_entry
+        number, slot = self.state.worker_args(kwds)
         p = self.inner.Process(*args, **kwds)
         self.made.append((p, number, slot))
         return p
@@ -103,12 +99,7 @@ def install():
                 return orig_spawn(self)
             finally:
                 self._mp_context = real
-                for w, number, slot in made:
-                    with state.lock:
-                        state.workers[id(w)] = (w, number, slot)
-                    _emit.emit(
-                        "worker.started", {"pool": state.key, "worker": number, "workerPid": w.pid}
-                    )
+                state.adopt(made)
 
     def submit(self, fn, /, *args, **kwargs):
         state = self.__dict__.get("_poolscope")

@@ -80,6 +80,27 @@ class _PoolState:
         except Exception:  # noqa: BLE001 - no shared memory here: no lost-task diagnosis
             return _thread_slot()
 
+    def worker_args(self, kwds):
+        """Rewrites a worker Process's keyword arguments so that its target runs under
+        worker_entry, with its number and slot; returns (number, slot)."""
+        number = next(self.numbers)
+        slot = self.slot()
+        kwds["args"] = (self.key, number, slot, kwds.get("target"), tuple(kwds.get("args", ())))
+        kwds["target"] = worker_entry
+        return number, slot
+
+    def adopt(self, made):
+        """Workers just started, as (worker, number, slot): kept, and told to the trace."""
+        for w, number, slot in made:
+            with self.lock:
+                self.workers[id(w)] = (w, number, slot)
+            fields = {"pool": self.key, "worker": number}
+            if self.backend == "process" and getattr(w, "pid", None):
+                fields["workerPid"] = w.pid
+            elif self.backend == "thread" and getattr(w, "native_id", None):
+                fields["workerTid"] = w.native_id
+            _emit.emit("worker.started", fields)
+
     def announce(self, size, options):
         """pool.created, with the start method among the options where there is one."""
         if self.ctx is not None and self.backend == "process":
@@ -321,26 +342,19 @@ def _finish(obj, send_error):
         else:
             # ProcessPoolExecutor: the future fails with the error itself.
             wrapped = send_error
+        pool, task, fn, worker, _, duration, _ = fields
         type_ = "task.failed"
         fields = {
-            "pool": fields["pool"],
-            "task": fields["task"],
-            "fn": fields["fn"],
-            "worker": fields["worker"],
+            "pool": pool,
+            "task": task,
+            "fn": fn,
+            "worker": worker,
             "error": error_info(wrapped),
-            "durationMs": round(fields["durationMs"], 3),
+            "durationMs": round(duration, 3),
         }
     if type_ == "task.succeeded":
-        _emit.task_succeeded(
-            fields["pool"],
-            _emit.now(),
-            fields["task"],
-            fields["fn"],
-            fields["worker"],
-            fields["result"],
-            fields["durationMs"],
-            fields["queuedMs"],
-        )
+        pool, task, fn, worker, result, duration, queued = fields
+        _emit.task_succeeded(pool, _emit.now(), task, fn, worker, result, duration, queued)
     else:
         _emit.emit(type_, fields)
     slot[TASK] = 0
@@ -403,16 +417,17 @@ class _Call:
         slot[HOLDING] = 1
         _local.pending = (
             "task.succeeded",
-            {
-                "pool": self.pool,
-                "task": self.task,
-                "fn": self.name,
-                "worker": number,
-                # An int is written as itself (the consumer writes its preview).
-                "result": result if type(result) is int else preview(result),
-                "durationMs": _emit.now() - started,
-                "queuedMs": max(0.0, started - self.submitted),
-            },
+            # task_succeeded's arguments after its time; an int result is written as itself (the
+            # consumer writes its preview).
+            (
+                self.pool,
+                self.task,
+                self.name,
+                number,
+                result if type(result) is int else preview(result),
+                _emit.now() - started,
+                max(0.0, started - self.submitted),
+            ),
             slot,
         )
         return result
@@ -519,10 +534,7 @@ def _install():
         made = []
 
         def traced_process(ctx_, *args, **kwds):
-            number = next(state.numbers)
-            slot = state.slot()
-            kwds["args"] = (state.key, number, slot, kwds.get("target"), tuple(kwds.get("args", ())))
-            kwds["target"] = worker_entry
+            number, slot = state.worker_args(kwds)
             w = Process(ctx_, *args, **kwds)
             made.append((w, number, slot))
             return w
@@ -534,15 +546,7 @@ def _install():
                 reaped, state.reaped = state.reaped, []
             for w in reaped:
                 state.report_exit(w)
-            for w, number, slot in made:
-                with state.lock:
-                    state.workers[id(w)] = (w, number, slot)
-                fields = {"pool": state.key, "worker": number}
-                if state.backend == "process" and getattr(w, "pid", None):
-                    fields["workerPid"] = w.pid
-                elif state.backend == "thread" and getattr(w, "native_id", None):
-                    fields["workerTid"] = w.native_id
-                _emit.emit("worker.started", fields)
+            state.adopt(made)
 
     def _join_exited_workers(pool):
         # The workers Python reaps are the ones it removes: a worker that becomes reapable a

@@ -14,15 +14,10 @@ import weakref
 from multiprocessing import sharedctypes
 
 from . import _emit
-from ._values import json_value, program_frame
+from ._values import MACHINERY_DIRS, json_value, program_frame
 
 SAMPLE_S = 0.1
 WINDOW = 16
-# multiprocessing's and concurrent.futures' own files: what they make for themselves is theirs.
-_MACHINERY = tuple(
-    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-    for m in (__import__("multiprocessing"), __import__("concurrent.futures").futures)
-) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
 
 _numbers = itertools.count(1)
 _lock = threading.Lock()
@@ -211,7 +206,7 @@ def install():
         if frame is None:
             return False
         path = os.path.abspath(frame.f_code.co_filename)
-        return not path.startswith(_MACHINERY)
+        return not path.startswith(MACHINERY_DIRS)
 
     def traced_init(cls, kind_of):
         orig = cls.__init__

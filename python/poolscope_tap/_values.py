@@ -22,11 +22,12 @@ _repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 8
 _repr.maxlevel = 3
 
 
-_SKIPPED_DIRS = (
-    _TAP_DIR,
-    os.path.dirname(os.path.abspath(multiprocessing.__file__)),
-    os.path.dirname(os.path.abspath(concurrent.futures.__file__)),
-)
+# multiprocessing's, concurrent.futures' and the tap's own folders: what runs there is machinery,
+# not the program (each with its separator, so that a prefix test cannot match a sibling).
+MACHINERY_DIRS = tuple(
+    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+    for m in (multiprocessing, concurrent.futures)
+) + (_TAP_DIR + os.sep,)
 
 
 def program_frame():
@@ -36,7 +37,7 @@ def program_frame():
     while frame is not None:
         name = frame.f_code.co_filename
         path = os.path.abspath(name)
-        if not path.startswith(_SKIPPED_DIRS) and not name.startswith("<"):
+        if not path.startswith(MACHINERY_DIRS) and not name.startswith("<"):
             return path, frame.f_lineno
         frame = frame.f_back
     return None
